@@ -1,0 +1,82 @@
+//! The `chaos` job type: a misbehaving plugin for tests of the host's limits.
+//! Each entry of the param `tasks` becomes a task that behaves as named.
+//!
+//! Modes: `ok` (succeeds), `loop` (spins forever), `panic`, `memory` (grows
+//! linear memory without end), `stack` (recurses without end), `fail`
+//! (returns a permanent error), `undeclared` (calls a capability it did not declare).
+
+use serde::Deserialize;
+use wasmq_sdk::{Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets};
+
+struct Chaos;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    tasks: Vec<String>,
+}
+
+const MODES: &[&str] = &["ok", "loop", "panic", "memory", "stack", "fail", "undeclared"];
+
+impl JobType for Chaos {
+    fn describe() -> Descriptor {
+        Descriptor::new("chaos", env!("CARGO_PKG_VERSION"), &["chaos"], Capabilities::empty())
+            .params_schema(serde_json::json!({
+                "type": "object",
+                "required": ["tasks"],
+                "additionalProperties": false,
+                "properties": {
+                    "tasks": { "type": "array", "items": { "enum": MODES } }
+                }
+            }))
+    }
+
+    fn plan(job: &Job) -> Result<(), Error> {
+        let params: Params = job.params()?;
+        if let Some(bad) = params.tasks.iter().find(|m| !MODES.contains(&m.as_str())) {
+            return Err(Error::invalid_input(format!("params.tasks: unknown mode {bad:?}")));
+        }
+        let root = job.info.path.trim_end_matches('/');
+        job.add_tasks(params.tasks.iter().enumerate().map(|(i, mode)| Task {
+            path: format!("{root}/{i}-{mode}"),
+            input: mode.as_bytes().to_vec(),
+        }))
+    }
+
+    fn run_task(_job: &Job, task: Task) -> Result<TaskOutcome, Error> {
+        match task.input.as_slice() {
+            b"ok" => Ok(TaskOutcome::ok("fine")),
+            b"loop" => spin(),
+            b"panic" => panic!("chaos: asked to panic"),
+            b"memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 16 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            b"stack" => Ok(TaskOutcome::ok(format!("depth {}", recurse(0)))),
+            b"fail" => Err(Error::permanent(422, "chaos: asked to fail")),
+            b"undeclared" => {
+                assets::delete(&task.path)?;
+                Ok(TaskOutcome::ok("deleted without asking"))
+            }
+            other => Err(Error::permanent(400, format!("unknown mode {:?}", String::from_utf8_lossy(other)))),
+        }
+    }
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let pad = std::hint::black_box([depth; 64]);
+    1 + recurse(pad[63] + 1)
+}
+
+wasmq_sdk::export!(Chaos);
