@@ -1,0 +1,14 @@
+//! wasmq: a job runtime for bulk asset operations whose job types are
+//! WebAssembly components. This crate is the host: library plus the `wasmq` binary.
+
+pub mod api;
+pub mod assets;
+pub mod capabilities;
+pub mod jobs;
+pub mod paths;
+pub mod plugins;
+pub mod runtime;
+pub mod scheduler;
+pub mod server;
+pub mod store;
+pub mod toolchain;

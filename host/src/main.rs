@@ -1,1 +1,255 @@
-fn main() {}
+//! The `wasmq` command: the server, asset import, job submission and the
+//! plugin build, over the `wasmq` library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use wasmq::runtime::Limits;
+use wasmq::scheduler::SchedulerConfig;
+use wasmq::server::{self, ServerConfig};
+
+#[derive(Parser)]
+#[command(name = "wasmq", version, about = "A job runtime for bulk asset operations; job types are wasm components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server on a data directory (created on first start).
+    Serve(ServeArgs),
+    /// Works on the asset repository of a data directory.
+    Assets {
+        #[command(subcommand)]
+        command: AssetsCommand,
+    },
+    /// Submits a job to a running server.
+    Submit(SubmitArgs),
+    /// Shows one job of a running server.
+    Job {
+        /// The job id.
+        id: String,
+        #[arg(long, env = "WASMQ_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Builds plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Holds wasmq.db and assets/.
+    #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Where job-type components are loaded from [default: DATA_DIR/plugins].
+    #[arg(long, env = "WASMQ_PLUGINS_DIR")]
+    plugins: Option<PathBuf>,
+    /// Where precompiled components are cached [default: DATA_DIR/cache].
+    #[arg(long, env = "WASMQ_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    #[arg(long, env = "WASMQ_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Plugin calls that may run at once [default: half the CPU cores].
+    #[arg(long, env = "WASMQ_WORKERS")]
+    workers: Option<usize>,
+    /// Fuel one plugin call may burn.
+    #[arg(long, default_value_t = Limits::default().fuel)]
+    task_fuel: u64,
+    /// Wall time one plugin call may take, in milliseconds.
+    #[arg(long, default_value_t = Limits::default().wall.as_millis() as u64)]
+    task_timeout_ms: u64,
+    /// Linear memory one plugin instance may use, in MiB.
+    #[arg(long, default_value_t = (Limits::default().memory >> 20) as u64)]
+    task_memory_mb: u64,
+    /// This node's name on the jobs it runs [default: the host name].
+    #[arg(long, env = "WASMQ_SERVER_NAME")]
+    server_name: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AssetsCommand {
+    /// Imports a directory tree of real files as assets.
+    Import {
+        /// The directory to import.
+        dir: PathBuf,
+        /// The asset folder to import into, e.g. /content/dam/photos.
+        #[arg(long)]
+        to: String,
+        #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// The job type, e.g. delete.
+    #[arg(long = "type")]
+    job_type: String,
+    /// The root asset path of the operation.
+    #[arg(long)]
+    path: String,
+    /// A path under --path to leave alone (repeatable).
+    #[arg(long = "exclude")]
+    excluded: Vec<String>,
+    /// Params as a JSON object.
+    #[arg(long)]
+    params: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    priority: i64,
+    #[arg(long)]
+    description: Option<String>,
+    #[arg(long, env = "WASMQ_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    #[arg(long, env = "WASMQ_TENANT", default_value = "default")]
+    tenant: String,
+    #[arg(long, env = "WASMQ_USER", default_value = "anonymous")]
+    user: String,
+    /// Waits until the job ends and exits non-zero unless it is Complete.
+    #[arg(long)]
+    wait: bool,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Builds every plugin crate of a cargo workspace into wasm components.
+    Build {
+        /// The plugin workspace or crate.
+        #[arg(default_value = "plugins")]
+        dir: PathBuf,
+        /// Where the .wasm files go.
+        #[arg(long, default_value = "target/wasm-plugins")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn,cranelift=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Assets { command: AssetsCommand::Import { dir, to, data_dir, tenant } } => {
+            wasmq::paths::validate(&to).map_err(|e| anyhow::anyhow!("--to {to:?} {e}"))?;
+            let (_, assets) = server::open_data(&data_dir).await?;
+            let (count, refs) = assets.import_dir(&tenant, &dir, &to).await?;
+            println!("imported {count} assets ({refs} references) into {to}");
+            Ok(())
+        }
+        Command::Submit(args) => submit(args).await,
+        Command::Job { id, server } => {
+            let job = get_json(&format!("{}/api/v1/jobs/{id}", server.trim_end_matches('/'))).await?;
+            println!("{}", serde_json::to_string_pretty(&job)?);
+            Ok(())
+        }
+        Command::Plugin { command: PluginCommand::Build { dir, out } } => {
+            let built = tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out)).await??;
+            for file in built {
+                println!("{}", file.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let server_name = match args.server_name {
+        Some(name) => name,
+        None => std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "wasmq".into()),
+    };
+    server::serve(ServerConfig {
+        plugins_dir: args.plugins.unwrap_or_else(|| args.data_dir.join("plugins")),
+        cache_dir: args.cache_dir.unwrap_or_else(|| args.data_dir.join("cache")),
+        data_dir: args.data_dir,
+        listen: args.listen,
+        workers: args.workers.unwrap_or_else(SchedulerConfig::default_workers),
+        limits: Limits {
+            fuel: args.task_fuel,
+            wall: Duration::from_millis(args.task_timeout_ms),
+            memory: (args.task_memory_mb as usize) << 20,
+            ..Limits::default()
+        },
+        server_name,
+    })
+    .await
+}
+
+async fn get_json(url: &str) -> Result<Value> {
+    let response = reqwest::get(url).await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.with_context(|| format!("reading {url}"))?;
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+async fn submit(args: SubmitArgs) -> Result<()> {
+    let params: Value = match &args.params {
+        Some(text) => serde_json::from_str(text).context("--params is not JSON")?,
+        None => json!({}),
+    };
+    let base = args.server.trim_end_matches('/');
+    let body = json!({
+        "type": args.job_type,
+        "path": args.path,
+        "excludedPaths": args.excluded,
+        "params": params,
+        "priority": args.priority,
+        "description": args.description,
+    });
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/api/v1/jobs"))
+        .header("x-wasmq-tenant", &args.tenant)
+        .header("x-wasmq-user", &args.user)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {base}/api/v1/jobs"))?;
+    let status = response.status();
+    let job: Value = response.json().await?;
+    if !status.is_success() {
+        bail!("{status}: {}", job["error"]);
+    }
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    println!("{id}");
+    if !args.wait {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let job = get_json(&format!("{base}/api/v1/jobs/{id}")).await?;
+        let state = job["state"].as_str().unwrap_or_default();
+        if matches!(state, "Complete" | "Failed" | "Cancelled") {
+            eprintln!(
+                "{state}: {} of {} tasks succeeded, {} failed, fuel {}",
+                job["counts"]["succeeded"], job["counts"]["total"], job["counts"]["failed"], job["fuelUsed"]
+            );
+            if state != "Complete" {
+                bail!("job {id} ended {state}: {}", job["error"]);
+            }
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The HTTP API (axum): submitting, reading and listing jobs, their tasks,
+//! plugins and assets, with 4xx answers that name the offending field.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use crate::assets::AssetRepo;
+use crate::jobs::JobState;
+use crate::paths;
+use crate::plugins::Registry;
+use crate::store::{Job, JobFilter, NewJob, Store, StoreError, TaskCounts};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub assets: AssetRepo,
+    pub registry: Arc<Registry>,
+    /// Wakes the scheduler after a submission.
+    pub wake: Arc<Notify>,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/jobs", get(list_jobs).post(submit_job))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/tasks", get(list_tasks))
+        .route("/api/v1/plugins", get(list_plugins))
+        .route("/api/v1/assets", get(list_assets))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
+        .with_state(state)
+}
+
+/// An error answer: `{"error": {"field": ..., "message": ...}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    field: Option<String>,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError { status, field: field.map(str::to_string), message: message.into() }
+    }
+
+    fn bad(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(field), message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "field": self.field, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error in a request");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+    }
+}
+
+impl From<crate::assets::AssetError> for ApiError {
+    fn from(e: crate::assets::AssetError) -> Self {
+        tracing::error!(error = %e, "asset error in a request");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Who is asking: tenant and user, from the identity headers.
+struct Caller {
+    tenant: String,
+    user: String,
+}
+
+const TENANT_HEADER: &str = "x-wasmq-tenant";
+const USER_HEADER: &str = "x-wasmq-user";
+
+fn caller(headers: &HeaderMap) -> ApiResult<Caller> {
+    let read = |name: &str, default: &str| -> ApiResult<String> {
+        match headers.get(name) {
+            None => Ok(default.to_string()),
+            Some(v) => v
+                .to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::bad(name, "must be visible ASCII")),
+        }
+    };
+    let tenant = read(TENANT_HEADER, "default")?;
+    if tenant.is_empty()
+        || tenant.len() > 64
+        || !tenant.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(ApiError::bad("X-Wasmq-Tenant", "must be 1-64 of a-z, 0-9, '-' and '_'"));
+    }
+    let user = read(USER_HEADER, "anonymous")?;
+    if user.is_empty() || user.len() > 200 {
+        return Err(ApiError::bad("X-Wasmq-User", "must be 1-200 characters"));
+    }
+    Ok(Caller { tenant, user })
+}
+
+const SUBMIT_FIELDS: &[&str] =
+    &["type", "path", "excludedPaths", "params", "priority", "name", "description", "requireConfirmation"];
+
+/// Checks a submission body and turns it into a job to store.
+fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiResult<NewJob> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, None, format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut body) = value else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, None, "the body must be a JSON object"));
+    };
+    if let Some(unknown) = body.keys().find(|k| !SUBMIT_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::bad(unknown, format!("unknown field; expected one of {}", SUBMIT_FIELDS.join(", "))));
+    }
+    let job_type = match body.remove("type") {
+        None => return Err(ApiError::bad("type", "is required")),
+        Some(Value::String(t)) => t,
+        Some(_) => return Err(ApiError::bad("type", "must be a string")),
+    };
+    let Some(plugin) = registry.for_type(&job_type) else {
+        return Err(ApiError::bad(
+            "type",
+            format!("unknown job type {job_type:?}; known types: {}", registry.job_types().join(", ")),
+        ));
+    };
+    let path = match body.remove("path") {
+        None => return Err(ApiError::bad("path", "is required")),
+        Some(Value::String(p)) => p,
+        Some(_) => return Err(ApiError::bad("path", "must be a string")),
+    };
+    paths::validate(&path).map_err(|e| ApiError::bad("path", format!("{path:?} {e}")))?;
+    let excluded_paths = match body.remove("excludedPaths") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let field = format!("excludedPaths[{i}]");
+                let Value::String(x) = item else { return Err(ApiError::bad(&field, "must be a string")) };
+                paths::validate(&x).map_err(|e| ApiError::bad(&field, format!("{x:?} {e}")))?;
+                if x == path || !paths::is_under(&x, &path) {
+                    return Err(ApiError::bad(&field, format!("{x:?} must lie below path {path:?}")));
+                }
+                out.push(x);
+            }
+            out
+        }
+        Some(_) => return Err(ApiError::bad("excludedPaths", "must be an array of paths")),
+    };
+    let params = match body.remove("params") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::bad("params", "must be a JSON object")),
+    };
+    let priority = match body.remove("priority") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => p,
+            _ => return Err(ApiError::bad("priority", "must be a 32-bit integer")),
+        },
+        Some(_) => return Err(ApiError::bad("priority", "must be an integer")),
+    };
+    let text = |body: &mut Map<String, Value>, field: &str, max: usize| -> ApiResult<Option<String>> {
+        match body.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s)),
+            Some(Value::String(_)) => Err(ApiError::bad(field, format!("must be at most {max} characters"))),
+            Some(_) => Err(ApiError::bad(field, "must be a string")),
+        }
+    };
+    let name = text(&mut body, "name", 200)?;
+    let description = text(&mut body, "description", 4000)?;
+    let require_confirmation = match body.remove("requireConfirmation") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::bad("requireConfirmation", "must be true or false")),
+    };
+    Ok(NewJob {
+        tenant: caller.tenant.clone(),
+        job_type,
+        plugin_name: plugin.name.clone(),
+        plugin_version: plugin.version.clone(),
+        plugin_digest: plugin.digest().to_string(),
+        path,
+        excluded_paths,
+        params,
+        priority,
+        require_confirmation,
+        name,
+        description,
+        created_by: caller.user.clone(),
+    })
+}
+
+async fn submit_job(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let caller = caller(&headers)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("Content-Type"),
+            "must be application/json",
+        ));
+    }
+    let new_job = parse_submission(&body, &caller, &app.registry)?;
+    let job = app.store.insert_job(&new_job).await?;
+    app.store
+        .log(&job.id, "info", &format!("submitted by {} for {} on {}", job.created_by, job.job_type, job.path))
+        .await?;
+    app.wake.notify_one();
+    let counts = app.store.task_counts(&job).await?;
+    Ok((StatusCode::ACCEPTED, Json(job_json(&job, counts))).into_response())
+}
+
+async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+    match app.store.get_job(id).await? {
+        Some(job) if job.tenant == caller.tenant => Ok(job),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, Some("id"), format!("no job {id:?}"))),
+    }
+}
+
+async fn get_job(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let job = find_job(&app, &caller, &id).await?;
+    let counts = app.store.task_counts(&job).await?;
+    Ok(Json(job_json(&job, counts)))
+}
+
+/// Reads an integer query parameter within bounds.
+fn int_param(query: &HashMap<String, String>, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(ApiError::bad(name, format!("must be an integer from {min} to {max}"))),
+        },
+    }
+}
+
+async fn list_jobs(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let state = match query.get("state") {
+        None => None,
+        Some(s) => Some(s.parse::<JobState>().map_err(|_| {
+            let names: Vec<&str> = crate::jobs::ALL_STATES.iter().map(|s| s.as_str()).collect();
+            ApiError::bad("state", format!("unknown state {s:?}; one of {}", names.join(", ")))
+        })?),
+    };
+    let filter = JobFilter {
+        tenant: Some(caller.tenant),
+        state,
+        job_type: query.get("type").cloned(),
+        offset: int_param(&query, "offset", 0, 0, u32::MAX as u64)?,
+        limit: int_param(&query, "limit", 50, 1, 1000)?,
+    };
+    let (jobs, total) = app.store.list_jobs(&filter).await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        out.push(job_json(job, app.store.task_counts(job).await?));
+    }
+    Ok(Json(json!({ "jobs": out, "total": total, "offset": filter.offset, "limit": filter.limit })))
+}
+
+async fn list_tasks(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let job = find_job(&app, &caller, &id).await?;
+    let offset = int_param(&query, "offset", 0, 0, i64::MAX as u64)?;
+    let limit = int_param(&query, "limit", 100, 1, 1000)?;
+    let tasks = app.store.list_tasks(&job.id, offset as i64, limit as i64).await?;
+    let has_more = offset + (tasks.len() as u64) < job.total as u64;
+    Ok(Json(json!({ "tasks": tasks, "total": job.total, "offset": offset, "limit": limit, "hasMore": has_more })))
+}
+
+async fn list_plugins(State(app): State<AppState>) -> Json<Value> {
+    let plugins: Vec<Value> = app
+        .registry
+        .current()
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "version": p.version,
+                "digest": p.digest(),
+                "jobTypes": p.job_types,
+                "paramsSchema": p.params_schema,
+                "capabilities": p.capability_names(),
+                "file": p.file.display().to_string(),
+                "loadedAt": timestamp(Some(p.loaded_at)),
+                "status": "active",
+            })
+        })
+        .collect();
+    Json(json!({ "plugins": plugins, "rejected": app.registry.rejected() }))
+}
+
+async fn list_assets(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let Some(path) = query.get("path") else { return Err(ApiError::bad("path", "is required")) };
+    paths::validate(path).map_err(|e| ApiError::bad("path", format!("{path:?} {e}")))?;
+    let recursive = match query.get("recursive").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad("recursive", "must be true or false")),
+    };
+    let limit = int_param(&query, "limit", 100, 1, crate::assets::MAX_PAGE as u64)? as u32;
+    let page = app.assets.list(&caller.tenant, path, recursive, query.get("cursor").map(String::as_str), limit, None).await?;
+    Ok(Json(serde_json::to_value(page).expect("page serializes")))
+}
+
+/// RFC 3339 text of a millisecond timestamp.
+fn timestamp(ms: Option<i64>) -> Value {
+    match ms {
+        Some(ms) if ms >= 0 => {
+            Value::String(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The JSON form of a job, with progress and ETA.
+pub fn job_json(job: &Job, counts: TaskCounts) -> Value {
+    let done = counts.succeeded + counts.failed;
+    let percent = if job.state() == JobState::Complete {
+        100.0
+    } else if counts.total > 0 {
+        (done as f64 * 1000.0 / counts.total as f64).floor() / 10.0
+    } else {
+        0.0
+    };
+    let eta = match (job.state(), job.started_at) {
+        (JobState::Active, Some(started)) if done > 0 && counts.total > done => {
+            let elapsed = (crate::store::now_ms() - started).max(0) as f64 / 1000.0;
+            let seconds = (elapsed / done as f64 * (counts.total - done) as f64).ceil() as i64;
+            json!({ "value": seconds, "unit": "seconds" })
+        }
+        _ => Value::Null,
+    };
+    let excluded: Value = serde_json::from_str(&job.excluded_paths).unwrap_or(Value::Array(vec![]));
+    let params: Value = serde_json::from_str(&job.params).unwrap_or(Value::Object(Map::new()));
+    json!({
+        "id": job.id,
+        "name": job.name,
+        "description": job.description,
+        "type": job.job_type,
+        "tenant": job.tenant,
+        "path": job.path,
+        "excludedPaths": excluded,
+        "params": params,
+        "priority": job.priority,
+        "requireConfirmation": job.require_confirmation,
+        "state": job.state().as_str(),
+        "createdBy": job.created_by,
+        "serverName": job.server_name,
+        "plugin": { "name": job.plugin_name, "version": job.plugin_version, "digest": job.plugin_digest },
+        "counts": counts,
+        "progress": {
+            "done": done,
+            "total": counts.total,
+            "percent": percent,
+            "message": job.progress_message,
+            "lastUpdate": timestamp(job.progress_at.or(Some(job.updated_at))),
+            "eta": eta,
+        },
+        "createdAt": timestamp(Some(job.created_at)),
+        "startedAt": timestamp(job.started_at),
+        "completedAt": timestamp(job.completed_at),
+        "fuelUsed": job.fuel_used,
+        "error": job.error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int_params_are_bounded() {
+        let q: HashMap<String, String> = [("limit".to_string(), "0".to_string())].into();
+        assert!(int_param(&q, "limit", 50, 1, 1000).is_err());
+        let q: HashMap<String, String> = [("limit".to_string(), "10".to_string())].into();
+        assert_eq!(int_param(&q, "limit", 50, 1, 1000).unwrap(), 10);
+        assert_eq!(int_param(&HashMap::new(), "limit", 50, 1, 1000).unwrap(), 50);
+    }
+}

@@ -1,0 +1,507 @@
+//! The asset repository: binaries in an object store (a local directory by
+//! default), rows, metadata and references between assets in the database.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::SqlitePool;
+use sqlx::{QueryBuilder, Row, Sqlite};
+use thiserror::Error;
+
+use crate::paths::{self, Scope};
+use crate::store::now_ms;
+
+/// Why an asset operation failed.
+#[derive(Debug, Error)]
+pub enum AssetError {
+    #[error("no asset at {0}")]
+    NotFound(String),
+    #[error("an asset already exists at {0}")]
+    Exists(String),
+    #[error("object store: {0}")]
+    Objects(#[from] object_store::Error),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("bad metadata value for {name}: {reason}")]
+    BadValue { name: String, reason: String },
+}
+
+type Result<T, E = AssetError> = std::result::Result<T, E>;
+
+/// Facts about one asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetStat {
+    pub path: String,
+    pub size: u64,
+    pub etag: String,
+    pub content_type: String,
+    pub modified_at: i64,
+}
+
+/// One page of a listing; `next_cursor` continues it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetPage {
+    pub assets: Vec<AssetStat>,
+    pub next_cursor: Option<String>,
+}
+
+/// A typed metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    Text(String),
+    Long(i64),
+    Double(f64),
+    Boolean(bool),
+    Date(String),
+}
+
+impl MetaValue {
+    fn encode(&self) -> (&'static str, String) {
+        match self {
+            MetaValue::Text(s) => ("text", s.clone()),
+            MetaValue::Long(v) => ("long", v.to_string()),
+            MetaValue::Double(v) => ("double", v.to_string()),
+            MetaValue::Boolean(v) => ("boolean", v.to_string()),
+            MetaValue::Date(s) => ("date", s.clone()),
+        }
+    }
+
+    fn decode(kind: &str, value: String) -> MetaValue {
+        match kind {
+            "long" => value.parse().map(MetaValue::Long).unwrap_or(MetaValue::Text(value)),
+            "double" => value.parse().map(MetaValue::Double).unwrap_or(MetaValue::Text(value)),
+            "boolean" => MetaValue::Boolean(value == "true"),
+            "date" => MetaValue::Date(value),
+            _ => MetaValue::Text(value),
+        }
+    }
+}
+
+/// A named, possibly multi-valued metadata property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Property {
+    pub name: String,
+    pub values: Vec<MetaValue>,
+}
+
+/// The asset repository of every tenant.
+#[derive(Clone)]
+pub struct AssetRepo {
+    pool: SqlitePool,
+    objects: Arc<dyn ObjectStore>,
+}
+
+/// The largest page `list` returns.
+pub const MAX_PAGE: u32 = 1000;
+
+impl AssetRepo {
+    /// A repository whose binaries live under the local directory `root`.
+    pub fn local(pool: SqlitePool, root: &FsPath) -> Result<Self> {
+        std::fs::create_dir_all(root).map_err(|e| AssetError::Io(root.display().to_string(), e))?;
+        let objects = LocalFileSystem::new_with_prefix(root)?;
+        Ok(AssetRepo { pool, objects: Arc::new(objects) })
+    }
+
+    fn key(tenant: &str, path: &str) -> ObjectPath {
+        ObjectPath::from(format!("{tenant}{path}"))
+    }
+
+    /// Lists assets under `folder` in path order, skipping those outside `scope`.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        folder: &str,
+        recursive: bool,
+        cursor: Option<&str>,
+        limit: u32,
+        scope: Option<&Scope>,
+    ) -> Result<AssetPage> {
+        let limit = limit.clamp(1, MAX_PAGE) as i64;
+        let (start, end) = paths::descendants_range(folder);
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT path, size, etag, content_type, modified_at FROM assets WHERE tenant = ",
+        );
+        q.push_bind(tenant);
+        match cursor {
+            Some(c) if c >= start.as_str() => q.push(" AND path > ").push_bind(c.to_string()),
+            _ => q.push(" AND path >= ").push_bind(start.clone()),
+        };
+        q.push(" AND path < ").push_bind(end);
+        q.push(" ORDER BY path LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.get::<String, _>(0))).flatten();
+        let assets = rows
+            .into_iter()
+            .map(stat_from_row)
+            .filter(|a| recursive || !a.path[start.len()..].contains('/'))
+            .filter(|a| scope.is_none_or(|s| s.contains(&a.path)))
+            .collect();
+        Ok(AssetPage { assets, next_cursor })
+    }
+
+    /// Facts about the asset at `path`, if there is one.
+    pub async fn stat(&self, tenant: &str, path: &str) -> Result<Option<AssetStat>> {
+        let row = sqlx::query(
+            "SELECT path, size, etag, content_type, modified_at FROM assets WHERE tenant = ? AND path = ?",
+        )
+        .bind(tenant)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(stat_from_row))
+    }
+
+    /// The binary of the asset at `path`.
+    pub async fn read(&self, tenant: &str, path: &str) -> Result<Bytes> {
+        if self.stat(tenant, path).await?.is_none() {
+            return Err(AssetError::NotFound(path.into()));
+        }
+        Ok(self.objects.get(&Self::key(tenant, path)).await?.bytes().await?)
+    }
+
+    /// Creates or replaces an asset; for text assets, re-records the references it makes.
+    pub async fn write(&self, tenant: &str, path: &str, data: Bytes, content_type: &str) -> Result<AssetStat> {
+        let stat = self.put_binary(tenant, path, data.clone(), content_type).await?;
+        if is_text(content_type) {
+            self.record_references(tenant, path, &String::from_utf8_lossy(&data)).await?;
+        }
+        Ok(stat)
+    }
+
+    async fn put_binary(&self, tenant: &str, path: &str, data: Bytes, content_type: &str) -> Result<AssetStat> {
+        let etag = etag_of(&data);
+        let size = data.len() as u64;
+        self.objects.put(&Self::key(tenant, path), PutPayload::from_bytes(data)).await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO assets (tenant, path, size, etag, content_type, created_at, modified_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, path) DO UPDATE SET \
+             size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, modified_at = excluded.modified_at",
+        )
+        .bind(tenant)
+        .bind(path)
+        .bind(size as i64)
+        .bind(&etag)
+        .bind(content_type)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(AssetStat { path: path.into(), size, etag, content_type: content_type.into(), modified_at: now })
+    }
+
+    /// Replaces the references `source` makes with those found in `text` that name existing assets.
+    async fn record_references(&self, tenant: &str, source: &str, text: &str) -> Result<usize> {
+        let mut targets = extract_asset_paths(text);
+        targets.retain(|t| t != source);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM refs WHERE tenant = ? AND source = ?")
+            .bind(tenant)
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
+        let mut recorded = 0;
+        for target in targets {
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO refs (tenant, source, target) \
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM assets WHERE tenant = ?1 AND path = ?3)",
+            )
+            .bind(tenant)
+            .bind(source)
+            .bind(&target)
+            .execute(&mut *tx)
+            .await?;
+            recorded += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Deletes an asset, its metadata and the references it makes; false if there was none.
+    pub async fn delete(&self, tenant: &str, path: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query("DELETE FROM assets WHERE tenant = ? AND path = ?")
+            .bind(tenant)
+            .bind(path)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM metadata WHERE tenant = ? AND path = ?")
+            .bind(tenant)
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refs WHERE tenant = ? AND source = ?")
+            .bind(tenant)
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        match self.objects.delete(&Self::key(tenant, path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => {
+                tracing::warn!(tenant, path, error = %e, "asset row deleted but its binary stays");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Moves an asset with its metadata; references to it follow. Copies the
+    /// binary first and removes the source last, so a crash leaves the asset
+    /// whole at its old path.
+    pub async fn move_asset(&self, tenant: &str, from: &str, to: &str) -> Result<AssetStat> {
+        let stat = self.stat(tenant, from).await?.ok_or_else(|| AssetError::NotFound(from.into()))?;
+        if self.stat(tenant, to).await?.is_some() {
+            return Err(AssetError::Exists(to.into()));
+        }
+        self.objects.copy(&Self::key(tenant, from), &Self::key(tenant, to)).await?;
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "UPDATE assets SET path = ?3 WHERE tenant = ?1 AND path = ?2",
+            "UPDATE metadata SET path = ?3 WHERE tenant = ?1 AND path = ?2",
+            "UPDATE refs SET source = ?3 WHERE tenant = ?1 AND source = ?2",
+            "UPDATE refs SET target = ?3 WHERE tenant = ?1 AND target = ?2",
+        ] {
+            sqlx::query(sql).bind(tenant).bind(from).bind(to).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if let Err(e) = self.objects.delete(&Self::key(tenant, from)).await {
+            tracing::warn!(tenant, from, error = %e, "moved asset left its old binary behind");
+        }
+        Ok(AssetStat { path: to.into(), ..stat })
+    }
+
+    /// The assets that refer to `path`, in path order.
+    pub async fn referrers(&self, tenant: &str, path: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT source FROM refs WHERE tenant = ? AND target = ? ORDER BY source")
+            .bind(tenant)
+            .bind(path)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The assets `path` refers to, in path order.
+    pub async fn references(&self, tenant: &str, path: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT target FROM refs WHERE tenant = ? AND source = ? ORDER BY target")
+            .bind(tenant)
+            .bind(path)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// All metadata properties of an asset, sorted by name.
+    pub async fn metadata(&self, tenant: &str, path: &str) -> Result<Vec<Property>> {
+        if self.stat(tenant, path).await?.is_none() {
+            return Err(AssetError::NotFound(path.into()));
+        }
+        let rows = sqlx::query("SELECT name, kind, value FROM metadata WHERE tenant = ? AND path = ? ORDER BY name, idx")
+            .bind(tenant)
+            .bind(path)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut props: Vec<Property> = Vec::new();
+        for row in rows {
+            let name: String = row.get(0);
+            let value = MetaValue::decode(row.get::<String, _>(1).as_str(), row.get(2));
+            match props.last_mut() {
+                Some(p) if p.name == name => p.values.push(value),
+                _ => props.push(Property { name, values: vec![value] }),
+            }
+        }
+        Ok(props)
+    }
+
+    /// Sets properties (merge, or `replace` all); a property with no values is removed.
+    pub async fn set_metadata(&self, tenant: &str, path: &str, props: &[Property], replace: bool) -> Result<()> {
+        if self.stat(tenant, path).await?.is_none() {
+            return Err(AssetError::NotFound(path.into()));
+        }
+        for p in props {
+            if let Some(MetaValue::Double(v)) = p.values.iter().find(|v| matches!(v, MetaValue::Double(d) if !d.is_finite())) {
+                return Err(AssetError::BadValue { name: p.name.clone(), reason: format!("{v} is not a finite number") });
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        if replace {
+            sqlx::query("DELETE FROM metadata WHERE tenant = ? AND path = ?")
+                .bind(tenant)
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in props {
+            sqlx::query("DELETE FROM metadata WHERE tenant = ? AND path = ? AND name = ?")
+                .bind(tenant)
+                .bind(path)
+                .bind(&p.name)
+                .execute(&mut *tx)
+                .await?;
+            for (idx, value) in p.values.iter().enumerate() {
+                let (kind, text) = value.encode();
+                sqlx::query("INSERT INTO metadata (tenant, path, name, idx, kind, value) VALUES (?, ?, ?, ?, ?, ?)")
+                    .bind(tenant)
+                    .bind(path)
+                    .bind(&p.name)
+                    .bind(idx as i64)
+                    .bind(kind)
+                    .bind(text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Imports every regular file under `dir` as an asset under `to`, then
+    /// records the references that text assets make to imported assets.
+    /// Returns (assets imported, references recorded).
+    pub async fn import_dir(&self, tenant: &str, dir: &FsPath, to: &str) -> Result<(usize, usize)> {
+        let mut files = Vec::new();
+        collect_files(dir, &mut files)?;
+        files.sort();
+        let mut texts = Vec::new();
+        for file in &files {
+            let rel = file.strip_prefix(dir).expect("collected under dir");
+            let rel = rel.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/");
+            let path = format!("{}/{rel}", to.trim_end_matches('/'));
+            if paths::validate(&path).is_err() {
+                tracing::warn!(file = %file.display(), "skipped: not a valid asset path");
+                continue;
+            }
+            let data = std::fs::read(file).map_err(|e| AssetError::Io(file.display().to_string(), e))?;
+            let content_type = content_type_for(&path);
+            if is_text(content_type) {
+                texts.push((path.clone(), String::from_utf8_lossy(&data).into_owned()));
+            }
+            self.put_binary(tenant, &path, Bytes::from(data), content_type).await?;
+        }
+        let mut refs = 0;
+        for (path, text) in texts {
+            refs += self.record_references(tenant, &path, &text).await?;
+        }
+        Ok((files.len(), refs))
+    }
+}
+
+fn stat_from_row(row: sqlx::sqlite::SqliteRow) -> AssetStat {
+    AssetStat {
+        path: row.get(0),
+        size: row.get::<i64, _>(1) as u64,
+        etag: row.get(2),
+        content_type: row.get(3),
+        modified_at: row.get(4),
+    }
+}
+
+fn collect_files(dir: &FsPath, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    let io = |e| AssetError::Io(dir.display().to_string(), e);
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// The etag of a binary: the first 128 bits of its SHA-256, in hex.
+pub fn etag_of(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The media type for a path's extension.
+pub fn content_type_for(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "md" => "text/markdown",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "gz" => "application/gzip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// True for media types whose text may name other assets.
+pub fn is_text(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || matches!(content_type, "application/json" | "application/xml" | "image/svg+xml")
+}
+
+/// The asset paths (`/content/...`) a text names, in order of first appearance, without repeats.
+pub fn extract_asset_paths(text: &str) -> Vec<String> {
+    const DELIMITERS: &[char] = &['"', '\'', '<', '>', '(', ')', '`', ' ', '\t', '\r', '\n', '?', '#', ','];
+    let mut found: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("/content/") {
+        let tail = &rest[at..];
+        let end = tail.find(DELIMITERS).unwrap_or(tail.len());
+        let candidate = tail[..end].trim_end_matches(['.', ';', ':']);
+        if paths::validate(candidate).is_ok() && !found.iter().any(|f| f == candidate) {
+            found.push(candidate.to_string());
+        }
+        rest = &tail[end.max(1)..];
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_paths_in_html_css_and_markdown() {
+        let text = r#"<img src="/content/dam/a.png"> url(/content/dam/b c.css)
+            [x](/content/dam/c.md). "/content/dam/a.png" /content/dam/d?x=1 /content/../e"#;
+        assert_eq!(
+            extract_asset_paths(text),
+            vec!["/content/dam/a.png", "/content/dam/b", "/content/dam/c.md", "/content/dam/d"]
+        );
+    }
+
+    #[test]
+    fn no_paths_in_plain_text() {
+        assert!(extract_asset_paths("nothing here /contentx/a").is_empty());
+    }
+
+    #[test]
+    fn etag_is_stable_and_short() {
+        assert_eq!(etag_of(b"abc"), "ba7816bf8f01cfea414140de5dae2223");
+        assert_ne!(etag_of(b"abc"), etag_of(b"abd"));
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(content_type_for("/a/B.HTML"), "text/html");
+        assert_eq!(content_type_for("/a/copyright"), "application/octet-stream");
+        assert!(is_text("text/css") && is_text("image/svg+xml") && !is_text("image/png"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Assembles a host from its configuration: data directory, database, asset
+//! store, runtime, plugins, scheduler and HTTP listener.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::api::{self, AppState};
+use crate::assets::AssetRepo;
+use crate::jobs::FailureThreshold;
+use crate::plugins::Registry;
+use crate::runtime::{Limits, Runtime, RuntimeConfig};
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::store::Store;
+
+/// Everything `wasmq serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Holds `wasmq.db` and `assets/` (and, by default, `plugins/` and `cache/`).
+    pub data_dir: PathBuf,
+    /// Where job-type components are loaded from.
+    pub plugins_dir: PathBuf,
+    /// Where precompiled components are cached.
+    pub cache_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Plugin calls that may run at once.
+    pub workers: usize,
+    /// Limits of each plugin call.
+    pub limits: Limits,
+    /// This node's name.
+    pub server_name: String,
+}
+
+/// The files of a data directory.
+pub struct DataDir {
+    /// The SQLite database file.
+    pub db: PathBuf,
+    /// The root of the local asset store.
+    pub assets: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the data directory if needed.
+    pub fn open(root: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        Ok(DataDir { db: root.join("wasmq.db"), assets: root.join("assets") })
+    }
+}
+
+/// Opens the database and the asset repository of a data directory.
+pub async fn open_data(root: &std::path::Path) -> Result<(Store, AssetRepo)> {
+    let dir = DataDir::open(root)?;
+    let store = Store::open(&dir.db).await.with_context(|| format!("opening {}", dir.db.display()))?;
+    let assets = AssetRepo::local(store.pool().clone(), &dir.assets)?;
+    Ok((store, assets))
+}
+
+/// Runs the host until the process is stopped. Prints `listening on http://ADDR`
+/// as the first line of standard output once it accepts requests.
+pub async fn serve(config: ServerConfig) -> Result<()> {
+    let (store, assets) = open_data(&config.data_dir).await?;
+    std::fs::create_dir_all(&config.plugins_dir)
+        .with_context(|| format!("creating {}", config.plugins_dir.display()))?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: config.cache_dir.clone(),
+        instance_slots: (config.workers as u32) * 2 + 8,
+        max_memory: config.limits.memory.max(64 << 20) + (64 << 20),
+    })?;
+    let registry = Arc::new(Registry::new(runtime.clone()));
+    let loaded = registry.load_dir(&config.plugins_dir).await?;
+    tracing::info!(loaded, dir = %config.plugins_dir.display(), types = ?registry.job_types(), "plugins loaded");
+
+    let scheduler = Scheduler::new(
+        store.clone(),
+        assets.clone(),
+        registry.clone(),
+        runtime,
+        SchedulerConfig {
+            workers: config.workers,
+            limits: config.limits,
+            host_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            retry_base: Duration::from_millis(500),
+            failure: FailureThreshold::default(),
+            server_name: config.server_name.clone(),
+        },
+    );
+    let wake = scheduler.waker();
+    tokio::spawn(scheduler.run());
+
+    let app = api::router(AppState { store, assets, registry, wake });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, workers = config.workers, server = %config.server_name, "wasmq serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,567 @@
+//! The job database on SQLite (WAL, migrations): jobs, their tasks, logs and
+//! checkpoints, with state changes checked against the job state machine.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use thiserror::Error;
+
+use crate::jobs::{self, Event, Forbidden, JobState};
+
+/// A database failure, or a transition the state machine forbids.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("no job {0}")]
+    NoJob(String),
+}
+
+/// Result of store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Job {
+    pub id: String,
+    pub tenant: String,
+    pub job_type: String,
+    pub plugin_name: String,
+    pub plugin_version: String,
+    pub plugin_digest: String,
+    #[sqlx(try_from = "String")]
+    pub state: StateColumn,
+    pub path: String,
+    pub excluded_paths: String,
+    pub params: String,
+    pub priority: i64,
+    pub require_confirmation: bool,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub server_name: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub updated_at: i64,
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub progress_message: Option<String>,
+    pub progress_at: Option<i64>,
+    pub fuel_used: i64,
+    pub error: Option<String>,
+}
+
+/// A [`JobState`] read from a text column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateColumn(pub JobState);
+
+impl TryFrom<String> for StateColumn {
+    type Error = jobs::UnknownState;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        JobState::from_str(&s).map(StateColumn)
+    }
+}
+
+impl Job {
+    /// The job's state.
+    pub fn state(&self) -> JobState {
+        self.state.0
+    }
+
+    /// The excluded paths, decoded.
+    pub fn excluded(&self) -> Vec<String> {
+        serde_json::from_str(&self.excluded_paths).unwrap_or_default()
+    }
+}
+
+/// What a submission stores.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub tenant: String,
+    pub job_type: String,
+    pub plugin_name: String,
+    pub plugin_version: String,
+    pub plugin_digest: String,
+    pub path: String,
+    pub excluded_paths: Vec<String>,
+    pub params: serde_json::Value,
+    pub priority: i64,
+    pub require_confirmation: bool,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub created_by: String,
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub tenant: Option<String>,
+    pub state: Option<JobState>,
+    pub job_type: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A task handed to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub job_id: String,
+    pub seq: i64,
+    pub path: String,
+    pub input: Vec<u8>,
+    pub attempts: i64,
+}
+
+/// A task's row, for the per-item listing.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRow {
+    pub seq: i64,
+    pub path: String,
+    pub state: String,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub etag: Option<String>,
+    pub attempts: i64,
+    #[sqlx(rename = "fuel_used")]
+    pub fuel_used: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// How a task attempt ended.
+#[derive(Debug, Clone)]
+pub struct TaskResult {
+    pub succeeded: bool,
+    pub code: i64,
+    pub message: String,
+    pub etag: Option<String>,
+    pub fuel_used: u64,
+}
+
+/// How many of a job's tasks are in each state.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TaskCounts {
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub running: i64,
+}
+
+/// The job database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const JOB_COLUMNS: &str = "id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
+    excluded_paths, params, priority, require_confirmation, name, description, created_by, server_name, \
+    created_at, started_at, completed_at, updated_at, total, succeeded, failed, progress_message, \
+    progress_at, fuel_used, error";
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `file` and migrates it.
+    pub async fn open(file: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(file)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The connection pool, shared with the asset repository.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Stores a new job in state New.
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Job> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO jobs (id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
+             excluded_paths, params, priority, require_confirmation, name, description, created_by, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&job.tenant)
+        .bind(&job.job_type)
+        .bind(&job.plugin_name)
+        .bind(&job.plugin_version)
+        .bind(&job.plugin_digest)
+        .bind(JobState::New.as_str())
+        .bind(&job.path)
+        .bind(serde_json::to_string(&job.excluded_paths).expect("paths serialize"))
+        .bind(job.params.to_string())
+        .bind(job.priority)
+        .bind(job.require_confirmation)
+        .bind(&job.name)
+        .bind(&job.description)
+        .bind(&job.created_by)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.get_job(&id).await?.ok_or(StoreError::NoJob(id))
+    }
+
+    /// The job with this id, if any.
+    pub async fn get_job(&self, id: &str) -> Result<Option<Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
+        Ok(sqlx::query_as::<_, Job>(&sql).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    /// Jobs matching `filter`, newest first, and how many match in all.
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<Job>, u64)> {
+        fn conditions<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a JobFilter) {
+            q.push(" WHERE 1 = 1");
+            if let Some(tenant) = &f.tenant {
+                q.push(" AND tenant = ").push_bind(tenant);
+            }
+            if let Some(state) = f.state {
+                q.push(" AND state = ").push_bind(state.as_str());
+            }
+            if let Some(job_type) = &f.job_type {
+                q.push(" AND job_type = ").push_bind(job_type);
+            }
+        }
+        let mut count = QueryBuilder::new("SELECT count(*) FROM jobs");
+        conditions(&mut count, filter);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut q = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
+        conditions(&mut q, filter);
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(filter.limit as i64)
+            .push(" OFFSET ")
+            .push_bind(filter.offset as i64);
+        let jobs = q.build_query_as::<Job>().fetch_all(&self.pool).await?;
+        Ok((jobs, total as u64))
+    }
+
+    /// Ids of jobs in `state`, highest priority and oldest first.
+    pub async fn jobs_in_state(&self, state: JobState, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = ? ORDER BY priority DESC, created_at LIMIT ?",
+        )
+        .bind(state.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Applies `event` to the job if the state machine allows it from its
+    /// current state; returns the new state. Sets startedAt, completedAt and
+    /// serverName along the way.
+    pub async fn apply(&self, id: &str, event: Event, server: &str) -> Result<JobState> {
+        loop {
+            let from: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NoJob(id.to_string()))?;
+            let from = JobState::from_str(&from).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let to = jobs::transition(from, event)?;
+            let now = now_ms();
+            let done = sqlx::query(
+                "UPDATE jobs SET state = ?1, updated_at = ?2, \
+                 started_at = CASE WHEN ?1 = 'Active' AND started_at IS NULL THEN ?2 ELSE started_at END, \
+                 completed_at = CASE WHEN ?1 IN ('Complete', 'Failed', 'Cancelled') THEN ?2 \
+                                     WHEN ?1 = 'New' THEN NULL ELSE completed_at END, \
+                 server_name = CASE WHEN ?1 IN ('Preparing', 'Active') THEN ?3 ELSE server_name END \
+                 WHERE id = ?4 AND state = ?5",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(server)
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(to);
+            }
+            // The state changed under us: read it again and re-check.
+        }
+    }
+
+    /// Records why a job failed.
+    pub async fn set_error(&self, id: &str, message: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET error = ?, updated_at = ? WHERE id = ?")
+            .bind(message)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the job's progress message.
+    pub async fn set_progress(&self, id: &str, message: &str) -> Result<()> {
+        let now = now_ms();
+        sqlx::query("UPDATE jobs SET progress_message = ?, progress_at = ?, updated_at = ? WHERE id = ?")
+            .bind(message)
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Saves the plugin's checkpoint for a job.
+    pub async fn set_checkpoint(&self, id: &str, state: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE jobs SET checkpoint = ? WHERE id = ?")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The plugin's last checkpoint for a job.
+    pub async fn checkpoint(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT checkpoint FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+
+    /// Adds fuel burnt outside tasks (plan, finish) to the job's account.
+    pub async fn add_fuel(&self, id: &str, fuel: u64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET fuel_used = fuel_used + ? WHERE id = ?")
+            .bind(fuel as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a line to a job's log.
+    pub async fn log(&self, id: &str, level: &str, message: &str) -> Result<()> {
+        sqlx::query("INSERT INTO job_logs (job_id, at, level, message) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(now_ms())
+            .bind(level)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends tasks to a job (numbered after the existing ones); returns the new total.
+    pub async fn add_tasks(&self, id: &str, tasks: &[(String, Vec<u8>)]) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let mut total: i64 = sqlx::query_scalar("SELECT total FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        for chunk in tasks.chunks(200) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tasks (job_id, seq, path, input, state) ");
+            q.push_values(chunk, |mut row, (path, input)| {
+                total += 1;
+                row.push_bind(id).push_bind(total).push_bind(path).push_bind(input).push_bind("pending");
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE jobs SET total = ?, updated_at = ? WHERE id = ?")
+            .bind(total)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(total)
+    }
+
+    /// Forgets a job's tasks and counters (before planning it again).
+    pub async fn clear_tasks(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM tasks WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE jobs SET total = 0, succeeded = 0, failed = 0, fuel_used = 0, checkpoint = NULL WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` pending tasks of Active jobs (highest priority,
+    /// oldest job first), marking them running.
+    pub async fn claim_tasks(&self, limit: i64) -> Result<Vec<ClaimedTask>> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT t.job_id, t.seq, t.path, t.input, t.attempts FROM jobs j \
+             JOIN tasks t ON t.job_id = j.id AND t.state = 'pending' \
+             WHERE j.state = 'Active' AND t.not_before <= ? \
+             ORDER BY j.priority DESC, j.created_at, t.seq LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let task = ClaimedTask {
+                job_id: row.get(0),
+                seq: row.get(1),
+                path: row.get(2),
+                input: row.get(3),
+                attempts: row.get(4),
+            };
+            sqlx::query("UPDATE tasks SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE job_id = ? AND seq = ?")
+                .bind(now)
+                .bind(&task.job_id)
+                .bind(task.seq)
+                .execute(&mut *tx)
+                .await?;
+            claimed.push(task);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records a task's final outcome and counts it in its job.
+    pub async fn finish_task(&self, job_id: &str, seq: i64, result: &TaskResult) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE tasks SET state = ?, code = ?, message = ?, etag = ?, fuel_used = fuel_used + ?, finished_at = ? \
+             WHERE job_id = ? AND seq = ?",
+        )
+        .bind(if result.succeeded { "succeeded" } else { "failed" })
+        .bind(result.code)
+        .bind(&result.message)
+        .bind(&result.etag)
+        .bind(result.fuel_used as i64)
+        .bind(now)
+        .bind(job_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        let column = if result.succeeded { "succeeded" } else { "failed" };
+        sqlx::query(&format!(
+            "UPDATE jobs SET {column} = {column} + 1, fuel_used = fuel_used + ?, updated_at = ? WHERE id = ?"
+        ))
+        .bind(result.fuel_used as i64)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a task back in the queue after a transient failure, not before `not_before`.
+    pub async fn retry_task(&self, job_id: &str, seq: i64, not_before: i64, result: &TaskResult) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET state = 'pending', not_before = ?, code = ?, message = ?, fuel_used = fuel_used + ? \
+             WHERE job_id = ? AND seq = ?",
+        )
+        .bind(not_before)
+        .bind(result.code)
+        .bind(&result.message)
+        .bind(result.fuel_used as i64)
+        .bind(job_id)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("UPDATE jobs SET fuel_used = fuel_used + ? WHERE id = ?")
+            .bind(result.fuel_used as i64)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many of the job's tasks are in each state.
+    pub async fn task_counts(&self, job: &Job) -> Result<TaskCounts> {
+        let rows = sqlx::query(
+            "SELECT state, count(*) FROM tasks WHERE job_id = ? AND state IN ('pending', 'running') GROUP BY state",
+        )
+        .bind(&job.id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = TaskCounts { total: job.total, succeeded: job.succeeded, failed: job.failed, ..Default::default() };
+        for row in rows {
+            let n: i64 = row.get(1);
+            match row.get::<String, _>(0).as_str() {
+                "pending" => counts.pending = n,
+                _ => counts.running = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Active jobs whose tasks have all ended.
+    pub async fn drained_jobs(&self, state: JobState) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs j WHERE state = ? AND NOT EXISTS \
+             (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('pending', 'running'))",
+        )
+        .bind(state.as_str())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Jobs in `state` with no task running (pending ones may remain).
+    pub async fn idle_jobs(&self, state: JobState) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs j WHERE state = ? AND NOT EXISTS \
+             (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')",
+        )
+        .bind(state.as_str())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// A page of a job's tasks in plan order.
+    pub async fn list_tasks(&self, job_id: &str, offset: i64, limit: i64) -> Result<Vec<TaskRow>> {
+        Ok(sqlx::query_as::<_, TaskRow>(
+            "SELECT seq, path, state, code, message, etag, attempts, fuel_used, started_at, finished_at \
+             FROM tasks WHERE job_id = ? ORDER BY seq LIMIT ? OFFSET ?",
+        )
+        .bind(job_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// After a restart of this (single) host: tasks that were running are
+    /// queued again, and jobs caught while planning are planned again.
+    pub async fn recover(&self, server: &str) -> Result<(u64, Vec<String>)> {
+        let requeued = sqlx::query("UPDATE tasks SET state = 'pending' WHERE state = 'running'")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let replan = self.jobs_in_state(JobState::Preparing, i64::MAX).await?;
+        for id in &replan {
+            self.clear_tasks(id).await?;
+            self.apply(id, Event::Replan, server).await?;
+        }
+        Ok((requeued, replan))
+    }
+}

@@ -1,0 +1,97 @@
+//! Building plugins: finds a wasm32-wasip2 toolchain (rustup's target, or the
+//! Debian recipe that scripts/setup.sh installs) and builds a plugin workspace into components.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+const DEBIAN_COMPONENT_LD: &str = "/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld";
+const DEBIAN_WASI_LIBC: &str = "/usr/lib/wasm32-wasi";
+const DEBIAN_WASM_LD: &str = "/usr/lib/llvm-19/bin/wasm-ld";
+
+/// Which toolchain builds the plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toolchain {
+    /// rustup with the wasm32-wasip2 target installed.
+    Rustup,
+    /// Debian's rustc-web with std built from source (see TOOLCHAIN notes).
+    Debian,
+}
+
+/// Finds a usable toolchain, preferring rustup's target.
+pub fn detect() -> Result<Toolchain> {
+    let rustup = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    if let Ok(out) = rustup {
+        if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+            return Ok(Toolchain::Rustup);
+        }
+    }
+    let debian = [DEBIAN_RUSTC, DEBIAN_CARGO, DEBIAN_COMPONENT_LD, DEBIAN_WASI_LIBC, DEBIAN_WASM_LD];
+    if debian.iter().all(|p| Path::new(p).exists()) {
+        return Ok(Toolchain::Debian);
+    }
+    bail!("no wasm32-wasip2 toolchain found: run scripts/setup.sh (or `rustup target add wasm32-wasip2`)")
+}
+
+/// Builds every plugin crate of the cargo workspace (or package) at `dir`
+/// into a component and copies the `.wasm` files into `out`; returns them.
+pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+    let dir = dir.canonicalize().with_context(|| format!("plugin directory {}", dir.display()))?;
+    if !dir.join("Cargo.toml").exists() {
+        bail!("{} has no Cargo.toml", dir.display());
+    }
+    let toolchain = detect()?;
+    let target_dir = dir.join("target");
+    let mut cargo = match toolchain {
+        Toolchain::Rustup => {
+            let mut c = Command::new("cargo");
+            c.args(["build", "--release", "--target", "wasm32-wasip2"]);
+            c
+        }
+        Toolchain::Debian => {
+            let mut c = Command::new(DEBIAN_CARGO);
+            c.args(["build", "--release"])
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_BUILD_TARGET", "wasm32-wasip2")
+                .env("CARGO_BUILD_RUSTC", DEBIAN_RUSTC)
+                .env("CARGO_UNSTABLE_BUILD_STD", "std,panic_abort")
+                .env("CARGO_TARGET_WASM32_WASIP2_LINKER", DEBIAN_COMPONENT_LD)
+                .env(
+                    "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+                    format!(
+                        "-C link-self-contained=no -L {DEBIAN_WASI_LIBC} -C link-arg=--wasm-ld-path={DEBIAN_WASM_LD}"
+                    ),
+                );
+            c
+        }
+    };
+    // The host build's own settings must not leak into the plugin build.
+    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+        cargo.env_remove(var);
+    }
+    cargo.env("CARGO_TARGET_DIR", &target_dir).current_dir(&dir);
+    tracing::info!(?toolchain, dir = %dir.display(), "building plugins");
+    let status = cargo.status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build of {} failed ({status})", dir.display());
+    }
+    let built = target_dir.join("wasm32-wasip2").join("release");
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut copied = Vec::new();
+    for entry in std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let dest = out.join(path.file_name().expect("a file"));
+            std::fs::copy(&path, &dest).with_context(|| format!("copying to {}", dest.display()))?;
+            copied.push(dest);
+        }
+    }
+    copied.sort();
+    if copied.is_empty() {
+        bail!("the build of {} produced no .wasm component (is the crate a cdylib?)", dir.display());
+    }
+    Ok(copied)
+}
