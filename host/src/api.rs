@@ -53,7 +53,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
-        ApiError { status, field: field.map(str::to_string), message: message.into() }
+        ApiError {
+            status,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
     }
 
     fn bad(field: &str, message: impl Into<String>) -> Self {
@@ -106,9 +110,14 @@ fn caller(headers: &HeaderMap) -> ApiResult<Caller> {
     let tenant = read(TENANT_HEADER, "default")?;
     if tenant.is_empty()
         || tenant.len() > 64
-        || !tenant.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        || !tenant
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
     {
-        return Err(ApiError::bad("X-Wasmq-Tenant", "must be 1-64 of a-z, 0-9, '-' and '_'"));
+        return Err(ApiError::bad(
+            "X-Wasmq-Tenant",
+            "must be 1-64 of a-z, 0-9, '-' and '_'",
+        ));
     }
     let user = read(USER_HEADER, "anonymous")?;
     if user.is_empty() || user.len() > 200 {
@@ -117,18 +126,41 @@ fn caller(headers: &HeaderMap) -> ApiResult<Caller> {
     Ok(Caller { tenant, user })
 }
 
-const SUBMIT_FIELDS: &[&str] =
-    &["type", "path", "excludedPaths", "params", "priority", "name", "description", "requireConfirmation"];
+const SUBMIT_FIELDS: &[&str] = &[
+    "type",
+    "path",
+    "excludedPaths",
+    "params",
+    "priority",
+    "name",
+    "description",
+    "requireConfirmation",
+];
 
 /// Checks a submission body and turns it into a job to store.
 fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiResult<NewJob> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, None, format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
     let Value::Object(mut body) = value else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, None, "the body must be a JSON object"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            "the body must be a JSON object",
+        ));
     };
     if let Some(unknown) = body.keys().find(|k| !SUBMIT_FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::bad(unknown, format!("unknown field; expected one of {}", SUBMIT_FIELDS.join(", "))));
+        return Err(ApiError::bad(
+            unknown,
+            format!(
+                "unknown field; expected one of {}",
+                SUBMIT_FIELDS.join(", ")
+            ),
+        ));
     }
     let job_type = match body.remove("type") {
         None => return Err(ApiError::bad("type", "is required")),
@@ -138,7 +170,10 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
     let Some(plugin) = registry.for_type(&job_type) else {
         return Err(ApiError::bad(
             "type",
-            format!("unknown job type {job_type:?}; known types: {}", registry.job_types().join(", ")),
+            format!(
+                "unknown job type {job_type:?}; known types: {}",
+                registry.job_types().join(", ")
+            ),
         ));
     };
     let path = match body.remove("path") {
@@ -153,10 +188,15 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
                 let field = format!("excludedPaths[{i}]");
-                let Value::String(x) = item else { return Err(ApiError::bad(&field, "must be a string")) };
+                let Value::String(x) = item else {
+                    return Err(ApiError::bad(&field, "must be a string"));
+                };
                 paths::validate(&x).map_err(|e| ApiError::bad(&field, format!("{x:?} {e}")))?;
                 if x == path || !paths::is_under(&x, &path) {
-                    return Err(ApiError::bad(&field, format!("{x:?} must lie below path {path:?}")));
+                    return Err(ApiError::bad(
+                        &field,
+                        format!("{x:?} must lie below path {path:?}"),
+                    ));
                 }
                 out.push(x);
             }
@@ -177,20 +217,29 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
         },
         Some(_) => return Err(ApiError::bad("priority", "must be an integer")),
     };
-    let text = |body: &mut Map<String, Value>, field: &str, max: usize| -> ApiResult<Option<String>> {
-        match body.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s)),
-            Some(Value::String(_)) => Err(ApiError::bad(field, format!("must be at most {max} characters"))),
-            Some(_) => Err(ApiError::bad(field, "must be a string")),
-        }
-    };
+    let text =
+        |body: &mut Map<String, Value>, field: &str, max: usize| -> ApiResult<Option<String>> {
+            match body.remove(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s)),
+                Some(Value::String(_)) => Err(ApiError::bad(
+                    field,
+                    format!("must be at most {max} characters"),
+                )),
+                Some(_) => Err(ApiError::bad(field, "must be a string")),
+            }
+        };
     let name = text(&mut body, "name", 200)?;
     let description = text(&mut body, "description", 4000)?;
     let require_confirmation = match body.remove("requireConfirmation") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
-        Some(_) => return Err(ApiError::bad("requireConfirmation", "must be true or false")),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "requireConfirmation",
+                "must be true or false",
+            ));
+        }
     };
     Ok(NewJob {
         tenant: caller.tenant.clone(),
@@ -209,10 +258,21 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
     })
 }
 
-async fn submit_job(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn submit_job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let caller = caller(&headers)?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some("Content-Type"),
@@ -222,7 +282,14 @@ async fn submit_job(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let new_job = parse_submission(&body, &caller, &app.registry)?;
     let job = app.store.insert_job(&new_job).await?;
     app.store
-        .log(&job.id, "info", &format!("submitted by {} for {} on {}", job.created_by, job.job_type, job.path))
+        .log(
+            &job.id,
+            "info",
+            &format!(
+                "submitted by {} for {} on {}",
+                job.created_by, job.job_type, job.path
+            ),
+        )
         .await?;
     app.wake.notify_one();
     let counts = app.store.task_counts(&job).await?;
@@ -232,11 +299,19 @@ async fn submit_job(State(app): State<AppState>, headers: HeaderMap, body: Bytes
 async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     match app.store.get_job(id).await? {
         Some(job) if job.tenant == caller.tenant => Ok(job),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, Some("id"), format!("no job {id:?}"))),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("id"),
+            format!("no job {id:?}"),
+        )),
     }
 }
 
-async fn get_job(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let caller = caller(&headers)?;
     let job = find_job(&app, &caller, &id).await?;
     let counts = app.store.task_counts(&job).await?;
@@ -244,12 +319,21 @@ async fn get_job(State(app): State<AppState>, headers: HeaderMap, Path(id): Path
 }
 
 /// Reads an integer query parameter within bounds.
-fn int_param(query: &HashMap<String, String>, name: &str, default: u64, min: u64, max: u64) -> ApiResult<u64> {
+fn int_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> ApiResult<u64> {
     match query.get(name) {
         None => Ok(default),
         Some(raw) => match raw.parse::<u64>() {
             Ok(v) if (min..=max).contains(&v) => Ok(v),
-            _ => Err(ApiError::bad(name, format!("must be an integer from {min} to {max}"))),
+            _ => Err(ApiError::bad(
+                name,
+                format!("must be an integer from {min} to {max}"),
+            )),
         },
     }
 }
@@ -264,7 +348,10 @@ async fn list_jobs(
         None => None,
         Some(s) => Some(s.parse::<JobState>().map_err(|_| {
             let names: Vec<&str> = crate::jobs::ALL_STATES.iter().map(|s| s.as_str()).collect();
-            ApiError::bad("state", format!("unknown state {s:?}; one of {}", names.join(", ")))
+            ApiError::bad(
+                "state",
+                format!("unknown state {s:?}; one of {}", names.join(", ")),
+            )
         })?),
     };
     let filter = JobFilter {
@@ -279,7 +366,9 @@ async fn list_jobs(
     for job in &jobs {
         out.push(job_json(job, app.store.task_counts(job).await?));
     }
-    Ok(Json(json!({ "jobs": out, "total": total, "offset": filter.offset, "limit": filter.limit })))
+    Ok(Json(
+        json!({ "jobs": out, "total": total, "offset": filter.offset, "limit": filter.limit }),
+    ))
 }
 
 async fn list_tasks(
@@ -292,9 +381,14 @@ async fn list_tasks(
     let job = find_job(&app, &caller, &id).await?;
     let offset = int_param(&query, "offset", 0, 0, i64::MAX as u64)?;
     let limit = int_param(&query, "limit", 100, 1, 1000)?;
-    let tasks = app.store.list_tasks(&job.id, offset as i64, limit as i64).await?;
+    let tasks = app
+        .store
+        .list_tasks(&job.id, offset as i64, limit as i64)
+        .await?;
     let has_more = offset + (tasks.len() as u64) < job.total as u64;
-    Ok(Json(json!({ "tasks": tasks, "total": job.total, "offset": offset, "limit": limit, "hasMore": has_more })))
+    Ok(Json(
+        json!({ "tasks": tasks, "total": job.total, "offset": offset, "limit": limit, "hasMore": has_more }),
+    ))
 }
 
 async fn list_plugins(State(app): State<AppState>) -> Json<Value> {
@@ -325,7 +419,9 @@ async fn list_assets(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
     let caller = caller(&headers)?;
-    let Some(path) = query.get("path") else { return Err(ApiError::bad("path", "is required")) };
+    let Some(path) = query.get("path") else {
+        return Err(ApiError::bad("path", "is required"));
+    };
     paths::validate(path).map_err(|e| ApiError::bad("path", format!("{path:?} {e}")))?;
     let recursive = match query.get("recursive").map(String::as_str) {
         None | Some("false") => false,
@@ -333,16 +429,27 @@ async fn list_assets(
         Some(_) => return Err(ApiError::bad("recursive", "must be true or false")),
     };
     let limit = int_param(&query, "limit", 100, 1, crate::assets::MAX_PAGE as u64)? as u32;
-    let page = app.assets.list(&caller.tenant, path, recursive, query.get("cursor").map(String::as_str), limit, None).await?;
+    let page = app
+        .assets
+        .list(
+            &caller.tenant,
+            path,
+            recursive,
+            query.get("cursor").map(String::as_str),
+            limit,
+            None,
+        )
+        .await?;
     Ok(Json(serde_json::to_value(page).expect("page serializes")))
 }
 
 /// RFC 3339 text of a millisecond timestamp.
 fn timestamp(ms: Option<i64>) -> Value {
     match ms {
-        Some(ms) if ms >= 0 => {
-            Value::String(humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string())
-        }
+        Some(ms) if ms >= 0 => Value::String(
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64))
+                .to_string(),
+        ),
         _ => Value::Null,
     }
 }
@@ -409,6 +516,9 @@ mod tests {
         assert!(int_param(&q, "limit", 50, 1, 1000).is_err());
         let q: HashMap<String, String> = [("limit".to_string(), "10".to_string())].into();
         assert_eq!(int_param(&q, "limit", 50, 1, 1000).unwrap(), 10);
-        assert_eq!(int_param(&HashMap::new(), "limit", 50, 1, 1000).unwrap(), 50);
+        assert_eq!(
+            int_param(&HashMap::new(), "limit", 50, 1, 1000).unwrap(),
+            50
+        );
     }
 }

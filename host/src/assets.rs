@@ -78,8 +78,14 @@ impl MetaValue {
 
     fn decode(kind: &str, value: String) -> MetaValue {
         match kind {
-            "long" => value.parse().map(MetaValue::Long).unwrap_or(MetaValue::Text(value)),
-            "double" => value.parse().map(MetaValue::Double).unwrap_or(MetaValue::Text(value)),
+            "long" => value
+                .parse()
+                .map(MetaValue::Long)
+                .unwrap_or(MetaValue::Text(value)),
+            "double" => value
+                .parse()
+                .map(MetaValue::Double)
+                .unwrap_or(MetaValue::Text(value)),
             "boolean" => MetaValue::Boolean(value == "true"),
             "date" => MetaValue::Date(value),
             _ => MetaValue::Text(value),
@@ -109,7 +115,10 @@ impl AssetRepo {
     pub fn local(pool: SqlitePool, root: &FsPath) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(|e| AssetError::Io(root.display().to_string(), e))?;
         let objects = LocalFileSystem::new_with_prefix(root)?;
-        Ok(AssetRepo { pool, objects: Arc::new(objects) })
+        Ok(AssetRepo {
+            pool,
+            objects: Arc::new(objects),
+        })
     }
 
     fn key(tenant: &str, path: &str) -> ObjectPath {
@@ -139,14 +148,19 @@ impl AssetRepo {
         q.push(" AND path < ").push_bind(end);
         q.push(" ORDER BY path LIMIT ").push_bind(limit);
         let rows = q.build().fetch_all(&self.pool).await?;
-        let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.get::<String, _>(0))).flatten();
+        let next_cursor = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.get::<String, _>(0)))
+            .flatten();
         let assets = rows
             .into_iter()
             .map(stat_from_row)
             .filter(|a| recursive || !a.path[start.len()..].contains('/'))
             .filter(|a| scope.is_none_or(|s| s.contains(&a.path)))
             .collect();
-        Ok(AssetPage { assets, next_cursor })
+        Ok(AssetPage {
+            assets,
+            next_cursor,
+        })
     }
 
     /// Facts about the asset at `path`, if there is one.
@@ -166,22 +180,44 @@ impl AssetRepo {
         if self.stat(tenant, path).await?.is_none() {
             return Err(AssetError::NotFound(path.into()));
         }
-        Ok(self.objects.get(&Self::key(tenant, path)).await?.bytes().await?)
+        Ok(self
+            .objects
+            .get(&Self::key(tenant, path))
+            .await?
+            .bytes()
+            .await?)
     }
 
     /// Creates or replaces an asset; for text assets, re-records the references it makes.
-    pub async fn write(&self, tenant: &str, path: &str, data: Bytes, content_type: &str) -> Result<AssetStat> {
-        let stat = self.put_binary(tenant, path, data.clone(), content_type).await?;
+    pub async fn write(
+        &self,
+        tenant: &str,
+        path: &str,
+        data: Bytes,
+        content_type: &str,
+    ) -> Result<AssetStat> {
+        let stat = self
+            .put_binary(tenant, path, data.clone(), content_type)
+            .await?;
         if is_text(content_type) {
-            self.record_references(tenant, path, &String::from_utf8_lossy(&data)).await?;
+            self.record_references(tenant, path, &String::from_utf8_lossy(&data))
+                .await?;
         }
         Ok(stat)
     }
 
-    async fn put_binary(&self, tenant: &str, path: &str, data: Bytes, content_type: &str) -> Result<AssetStat> {
+    async fn put_binary(
+        &self,
+        tenant: &str,
+        path: &str,
+        data: Bytes,
+        content_type: &str,
+    ) -> Result<AssetStat> {
         let etag = etag_of(&data);
         let size = data.len() as u64;
-        self.objects.put(&Self::key(tenant, path), PutPayload::from_bytes(data)).await?;
+        self.objects
+            .put(&Self::key(tenant, path), PutPayload::from_bytes(data))
+            .await?;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO assets (tenant, path, size, etag, content_type, created_at, modified_at) \
@@ -197,7 +233,13 @@ impl AssetRepo {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(AssetStat { path: path.into(), size, etag, content_type: content_type.into(), modified_at: now })
+        Ok(AssetStat {
+            path: path.into(),
+            size,
+            etag,
+            content_type: content_type.into(),
+            modified_at: now,
+        })
     }
 
     /// Replaces the references `source` makes with those found in `text` that name existing assets.
@@ -263,11 +305,16 @@ impl AssetRepo {
     /// binary first and removes the source last, so a crash leaves the asset
     /// whole at its old path.
     pub async fn move_asset(&self, tenant: &str, from: &str, to: &str) -> Result<AssetStat> {
-        let stat = self.stat(tenant, from).await?.ok_or_else(|| AssetError::NotFound(from.into()))?;
+        let stat = self
+            .stat(tenant, from)
+            .await?
+            .ok_or_else(|| AssetError::NotFound(from.into()))?;
         if self.stat(tenant, to).await?.is_some() {
             return Err(AssetError::Exists(to.into()));
         }
-        self.objects.copy(&Self::key(tenant, from), &Self::key(tenant, to)).await?;
+        self.objects
+            .copy(&Self::key(tenant, from), &Self::key(tenant, to))
+            .await?;
         let mut tx = self.pool.begin().await?;
         for sql in [
             "UPDATE assets SET path = ?3 WHERE tenant = ?1 AND path = ?2",
@@ -275,31 +322,43 @@ impl AssetRepo {
             "UPDATE refs SET source = ?3 WHERE tenant = ?1 AND source = ?2",
             "UPDATE refs SET target = ?3 WHERE tenant = ?1 AND target = ?2",
         ] {
-            sqlx::query(sql).bind(tenant).bind(from).bind(to).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(tenant)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         if let Err(e) = self.objects.delete(&Self::key(tenant, from)).await {
             tracing::warn!(tenant, from, error = %e, "moved asset left its old binary behind");
         }
-        Ok(AssetStat { path: to.into(), ..stat })
+        Ok(AssetStat {
+            path: to.into(),
+            ..stat
+        })
     }
 
     /// The assets that refer to `path`, in path order.
     pub async fn referrers(&self, tenant: &str, path: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT source FROM refs WHERE tenant = ? AND target = ? ORDER BY source")
-            .bind(tenant)
-            .bind(path)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT source FROM refs WHERE tenant = ? AND target = ? ORDER BY source",
+        )
+        .bind(tenant)
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The assets `path` refers to, in path order.
     pub async fn references(&self, tenant: &str, path: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT target FROM refs WHERE tenant = ? AND source = ? ORDER BY target")
-            .bind(tenant)
-            .bind(path)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT target FROM refs WHERE tenant = ? AND source = ? ORDER BY target",
+        )
+        .bind(tenant)
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// All metadata properties of an asset, sorted by name.
@@ -318,20 +377,36 @@ impl AssetRepo {
             let value = MetaValue::decode(row.get::<String, _>(1).as_str(), row.get(2));
             match props.last_mut() {
                 Some(p) if p.name == name => p.values.push(value),
-                _ => props.push(Property { name, values: vec![value] }),
+                _ => props.push(Property {
+                    name,
+                    values: vec![value],
+                }),
             }
         }
         Ok(props)
     }
 
     /// Sets properties (merge, or `replace` all); a property with no values is removed.
-    pub async fn set_metadata(&self, tenant: &str, path: &str, props: &[Property], replace: bool) -> Result<()> {
+    pub async fn set_metadata(
+        &self,
+        tenant: &str,
+        path: &str,
+        props: &[Property],
+        replace: bool,
+    ) -> Result<()> {
         if self.stat(tenant, path).await?.is_none() {
             return Err(AssetError::NotFound(path.into()));
         }
         for p in props {
-            if let Some(MetaValue::Double(v)) = p.values.iter().find(|v| matches!(v, MetaValue::Double(d) if !d.is_finite())) {
-                return Err(AssetError::BadValue { name: p.name.clone(), reason: format!("{v} is not a finite number") });
+            if let Some(MetaValue::Double(v)) = p
+                .values
+                .iter()
+                .find(|v| matches!(v, MetaValue::Double(d) if !d.is_finite()))
+            {
+                return Err(AssetError::BadValue {
+                    name: p.name.clone(),
+                    reason: format!("{v} is not a finite number"),
+                });
             }
         }
         let mut tx = self.pool.begin().await?;
@@ -376,18 +451,24 @@ impl AssetRepo {
         let mut texts = Vec::new();
         for file in &files {
             let rel = file.strip_prefix(dir).expect("collected under dir");
-            let rel = rel.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .iter()
+                .map(|s| s.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             let path = format!("{}/{rel}", to.trim_end_matches('/'));
             if paths::validate(&path).is_err() {
                 tracing::warn!(file = %file.display(), "skipped: not a valid asset path");
                 continue;
             }
-            let data = std::fs::read(file).map_err(|e| AssetError::Io(file.display().to_string(), e))?;
+            let data =
+                std::fs::read(file).map_err(|e| AssetError::Io(file.display().to_string(), e))?;
             let content_type = content_type_for(&path);
             if is_text(content_type) {
                 texts.push((path.clone(), String::from_utf8_lossy(&data).into_owned()));
             }
-            self.put_binary(tenant, &path, Bytes::from(data), content_type).await?;
+            self.put_binary(tenant, &path, Bytes::from(data), content_type)
+                .await?;
         }
         let mut refs = 0;
         for (path, text) in texts {
@@ -429,7 +510,10 @@ pub fn etag_of(data: &[u8]) -> String {
 
 /// The media type for a path's extension.
 pub fn content_type_for(path: &str) -> &'static str {
-    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     match ext.as_str() {
         "html" | "htm" => "text/html",
         "css" => "text/css",
@@ -453,12 +537,17 @@ pub fn content_type_for(path: &str) -> &'static str {
 /// True for media types whose text may name other assets.
 pub fn is_text(content_type: &str) -> bool {
     content_type.starts_with("text/")
-        || matches!(content_type, "application/json" | "application/xml" | "image/svg+xml")
+        || matches!(
+            content_type,
+            "application/json" | "application/xml" | "image/svg+xml"
+        )
 }
 
 /// The asset paths (`/content/...`) a text names, in order of first appearance, without repeats.
 pub fn extract_asset_paths(text: &str) -> Vec<String> {
-    const DELIMITERS: &[char] = &['"', '\'', '<', '>', '(', ')', '`', ' ', '\t', '\r', '\n', '?', '#', ','];
+    const DELIMITERS: &[char] = &[
+        '"', '\'', '<', '>', '(', ')', '`', ' ', '\t', '\r', '\n', '?', '#', ',',
+    ];
     let mut found: Vec<String> = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find("/content/") {
@@ -483,7 +572,12 @@ mod tests {
             [x](/content/dam/c.md). "/content/dam/a.png" /content/dam/d?x=1 /content/../e"#;
         assert_eq!(
             extract_asset_paths(text),
-            vec!["/content/dam/a.png", "/content/dam/b", "/content/dam/c.md", "/content/dam/d"]
+            vec![
+                "/content/dam/a.png",
+                "/content/dam/b",
+                "/content/dam/c.md",
+                "/content/dam/d"
+            ]
         );
     }
 

@@ -9,9 +9,12 @@ use bytes::Bytes;
 use crate::assets::{self, AssetError, AssetRepo};
 use crate::paths::{self, Scope};
 use crate::runtime::bindings::wasmq::plugin::types::{
-    AssetPage, AssetStat, Capabilities, Error, ErrorKind, JobInfo, LogLevel, MetaValue, Property, Task,
+    AssetPage, AssetStat, Capabilities, Error, ErrorKind, JobInfo, LogLevel, MetaValue, Property,
+    Task,
 };
-use crate::runtime::bindings::wasmq::plugin::{assets as wit_assets, host, metadata, references, types};
+use crate::runtime::bindings::wasmq::plugin::{
+    assets as wit_assets, host, metadata, references, types,
+};
 use crate::store::Store;
 
 /// The largest batch `host.add-tasks` takes.
@@ -60,20 +63,35 @@ pub struct CallCtx {
 impl CallCtx {
     /// For `describe`: no job, only `host.log` works.
     pub fn describe() -> Self {
-        CallCtx { job: None, phase: Phase::Describe, planned: 0 }
+        CallCtx {
+            job: None,
+            phase: Phase::Describe,
+            planned: 0,
+        }
     }
 
     /// For a job's `plan`, `run-task` or `finish`.
     pub fn for_job(job: JobContext, phase: Phase) -> Self {
-        CallCtx { job: Some(job), phase, planned: 0 }
+        CallCtx {
+            job: Some(job),
+            phase,
+            planned: 0,
+        }
     }
 
     fn job_ctx(&self) -> Result<&JobContext, Error> {
-        self.job.as_ref().ok_or_else(|| permanent(403, "no job: only host.log may be called from describe"))
+        self.job
+            .as_ref()
+            .ok_or_else(|| permanent(403, "no job: only host.log may be called from describe"))
     }
 
     /// The job, if `capability` was declared; else a 403 that is also logged.
-    async fn allow(&self, capability: Capabilities, name: &str, call: &str) -> Result<&JobContext, Error> {
+    async fn allow(
+        &self,
+        capability: Capabilities,
+        name: &str,
+        call: &str,
+    ) -> Result<&JobContext, Error> {
         let job = self.job_ctx()?;
         if job.declared.contains(capability) {
             return Ok(job);
@@ -93,13 +111,19 @@ impl JobContext {
     fn in_scope(&self, path: &str) -> Result<(), Error> {
         paths::validate(path).map_err(|e| permanent(400, format!("path {path:?} {e}")))?;
         if !self.scope.contains(path) {
-            return Err(permanent(403, format!("path {path} is outside this job's scope")));
+            return Err(permanent(
+                403,
+                format!("path {path} is outside this job's scope"),
+            ));
         }
         Ok(())
     }
 
     /// Runs a host operation bounded by the host-call timeout.
-    async fn bounded<T>(&self, op: impl Future<Output = Result<T, AssetError>>) -> Result<T, Error> {
+    async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, AssetError>>,
+    ) -> Result<T, Error> {
         match tokio::time::timeout(self.host_timeout, op).await {
             Ok(result) => result.map_err(asset_error),
             Err(_) => Err(Error {
@@ -112,7 +136,11 @@ impl JobContext {
 }
 
 fn permanent(code: u16, message: impl Into<String>) -> Error {
-    Error { kind: ErrorKind::Permanent, code, message: message.into() }
+    Error {
+        kind: ErrorKind::Permanent,
+        code,
+        message: message.into(),
+    }
 }
 
 fn asset_error(e: AssetError) -> Error {
@@ -120,9 +148,11 @@ fn asset_error(e: AssetError) -> Error {
         AssetError::NotFound(_) => permanent(404, e.to_string()),
         AssetError::Exists(_) => permanent(409, e.to_string()),
         AssetError::BadValue { .. } => permanent(400, e.to_string()),
-        AssetError::Objects(_) | AssetError::Db(_) | AssetError::Io(..) => {
-            Error { kind: ErrorKind::Transient, code: 503, message: e.to_string() }
-        }
+        AssetError::Objects(_) | AssetError::Db(_) | AssetError::Io(..) => Error {
+            kind: ErrorKind::Transient,
+            code: 503,
+            message: e.to_string(),
+        },
     }
 }
 
@@ -166,83 +196,170 @@ impl wit_assets::Host for CallCtx {
         cursor: Option<String>,
         limit: u32,
     ) -> Result<AssetPage, Error> {
-        let job = self.allow(Capabilities::READ, "read", "assets.list").await?;
+        let job = self
+            .allow(Capabilities::READ, "read", "assets.list")
+            .await?;
         paths::validate(&folder).map_err(|e| permanent(400, format!("folder {folder:?} {e}")))?;
         if !paths::is_under(&folder, &job.scope.root) || !job.scope.contains(&folder) {
-            return Err(permanent(403, format!("folder {folder} is outside this job's scope")));
+            return Err(permanent(
+                403,
+                format!("folder {folder} is outside this job's scope"),
+            ));
         }
         let page = job
-            .bounded(job.assets.list(&job.info.tenant, &folder, recursive, cursor.as_deref(), limit, Some(&job.scope)))
+            .bounded(job.assets.list(
+                &job.info.tenant,
+                &folder,
+                recursive,
+                cursor.as_deref(),
+                limit,
+                Some(&job.scope),
+            ))
             .await?;
-        Ok(AssetPage { assets: page.assets.into_iter().map(stat_to_wit).collect(), next_cursor: page.next_cursor })
+        Ok(AssetPage {
+            assets: page.assets.into_iter().map(stat_to_wit).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     async fn stat(&mut self, path: String) -> Result<Option<AssetStat>, Error> {
-        let job = self.allow(Capabilities::READ, "read", "assets.stat").await?;
+        let job = self
+            .allow(Capabilities::READ, "read", "assets.stat")
+            .await?;
         job.in_scope(&path)?;
-        Ok(job.bounded(job.assets.stat(&job.info.tenant, &path)).await?.map(stat_to_wit))
+        Ok(job
+            .bounded(job.assets.stat(&job.info.tenant, &path))
+            .await?
+            .map(stat_to_wit))
     }
 
     async fn read(&mut self, path: String) -> Result<Vec<u8>, Error> {
-        let job = self.allow(Capabilities::READ, "read", "assets.read").await?;
+        let job = self
+            .allow(Capabilities::READ, "read", "assets.read")
+            .await?;
         job.in_scope(&path)?;
-        Ok(job.bounded(job.assets.read(&job.info.tenant, &path)).await?.to_vec())
+        Ok(job
+            .bounded(job.assets.read(&job.info.tenant, &path))
+            .await?
+            .to_vec())
     }
 
-    async fn write(&mut self, path: String, data: Vec<u8>, content_type: String) -> Result<AssetStat, Error> {
-        let job = self.allow(Capabilities::WRITE, "write", "assets.write").await?;
+    async fn write(
+        &mut self,
+        path: String,
+        data: Vec<u8>,
+        content_type: String,
+    ) -> Result<AssetStat, Error> {
+        let job = self
+            .allow(Capabilities::WRITE, "write", "assets.write")
+            .await?;
         job.in_scope(&path)?;
-        let stat = job.bounded(job.assets.write(&job.info.tenant, &path, Bytes::from(data), &content_type)).await?;
+        let stat = job
+            .bounded(
+                job.assets
+                    .write(&job.info.tenant, &path, Bytes::from(data), &content_type),
+            )
+            .await?;
         Ok(stat_to_wit(stat))
     }
 
     async fn delete(&mut self, path: String) -> Result<bool, Error> {
-        let job = self.allow(Capabilities::DELETE, "delete", "assets.delete").await?;
+        let job = self
+            .allow(Capabilities::DELETE, "delete", "assets.delete")
+            .await?;
         job.in_scope(&path)?;
-        job.bounded(job.assets.delete(&job.info.tenant, &path)).await
+        job.bounded(job.assets.delete(&job.info.tenant, &path))
+            .await
     }
 
-    async fn move_asset(&mut self, source: String, destination: String) -> Result<AssetStat, Error> {
-        let job = self.allow(Capabilities::MOVE, "move", "assets.move-asset").await?;
+    async fn move_asset(
+        &mut self,
+        source: String,
+        destination: String,
+    ) -> Result<AssetStat, Error> {
+        let job = self
+            .allow(Capabilities::MOVE, "move", "assets.move-asset")
+            .await?;
         job.in_scope(&source)?;
         job.in_scope(&destination)?;
-        Ok(stat_to_wit(job.bounded(job.assets.move_asset(&job.info.tenant, &source, &destination)).await?))
+        Ok(stat_to_wit(
+            job.bounded(
+                job.assets
+                    .move_asset(&job.info.tenant, &source, &destination),
+            )
+            .await?,
+        ))
     }
 }
 
 impl metadata::Host for CallCtx {
     async fn get(&mut self, path: String) -> Result<Vec<Property>, Error> {
-        let job = self.allow(Capabilities::METADATA, "metadata", "metadata.get").await?;
+        let job = self
+            .allow(Capabilities::METADATA, "metadata", "metadata.get")
+            .await?;
         job.in_scope(&path)?;
-        let props = job.bounded(job.assets.metadata(&job.info.tenant, &path)).await?;
+        let props = job
+            .bounded(job.assets.metadata(&job.info.tenant, &path))
+            .await?;
         Ok(props
             .into_iter()
-            .map(|p| Property { name: p.name, values: p.values.into_iter().map(value_to_wit).collect() })
+            .map(|p| Property {
+                name: p.name,
+                values: p.values.into_iter().map(value_to_wit).collect(),
+            })
             .collect())
     }
 
-    async fn set(&mut self, path: String, properties: Vec<Property>, replace: bool) -> Result<(), Error> {
-        let job = self.allow(Capabilities::METADATA, "metadata", "metadata.set").await?;
+    async fn set(
+        &mut self,
+        path: String,
+        properties: Vec<Property>,
+        replace: bool,
+    ) -> Result<(), Error> {
+        let job = self
+            .allow(Capabilities::METADATA, "metadata", "metadata.set")
+            .await?;
         job.in_scope(&path)?;
         let props: Vec<assets::Property> = properties
             .into_iter()
-            .map(|p| assets::Property { name: p.name, values: p.values.into_iter().map(value_from_wit).collect() })
+            .map(|p| assets::Property {
+                name: p.name,
+                values: p.values.into_iter().map(value_from_wit).collect(),
+            })
             .collect();
-        job.bounded(job.assets.set_metadata(&job.info.tenant, &path, &props, replace)).await
+        job.bounded(
+            job.assets
+                .set_metadata(&job.info.tenant, &path, &props, replace),
+        )
+        .await
     }
 }
 
 impl references::Host for CallCtx {
     async fn referrers(&mut self, path: String) -> Result<Vec<String>, Error> {
-        let job = self.allow(Capabilities::REFERENCES, "references", "references.referrers").await?;
+        let job = self
+            .allow(
+                Capabilities::REFERENCES,
+                "references",
+                "references.referrers",
+            )
+            .await?;
         job.in_scope(&path)?;
-        job.bounded(job.assets.referrers(&job.info.tenant, &path)).await
+        job.bounded(job.assets.referrers(&job.info.tenant, &path))
+            .await
     }
 
     async fn references(&mut self, path: String) -> Result<Vec<String>, Error> {
-        let job = self.allow(Capabilities::REFERENCES, "references", "references.references").await?;
+        let job = self
+            .allow(
+                Capabilities::REFERENCES,
+                "references",
+                "references.references",
+            )
+            .await?;
         job.in_scope(&path)?;
-        job.bounded(job.assets.references(&job.info.tenant, &path)).await
+        job.bounded(job.assets.references(&job.info.tenant, &path))
+            .await
     }
 }
 
@@ -302,22 +419,45 @@ impl host::Host for CallCtx {
             return Err(permanent(409, "host.add-tasks is only valid during plan"));
         }
         if tasks.len() > MAX_TASK_BATCH {
-            return Err(permanent(400, format!("at most {MAX_TASK_BATCH} tasks per add-tasks call, got {}", tasks.len())));
+            return Err(permanent(
+                400,
+                format!(
+                    "at most {MAX_TASK_BATCH} tasks per add-tasks call, got {}",
+                    tasks.len()
+                ),
+            ));
         }
         let mut rows = Vec::with_capacity(tasks.len());
         for task in tasks {
-            paths::validate(&task.path).map_err(|e| permanent(400, format!("task path {:?} {e}", task.path)))?;
+            paths::validate(&task.path)
+                .map_err(|e| permanent(400, format!("task path {:?} {e}", task.path)))?;
             if task.input.len() > MAX_BLOB {
-                return Err(permanent(400, format!("task input for {} is over {MAX_BLOB} bytes", task.path)));
+                return Err(permanent(
+                    400,
+                    format!("task input for {} is over {MAX_BLOB} bytes", task.path),
+                ));
             }
             rows.push((task.path, task.input));
         }
         let job = self.job_ctx()?;
         let added = rows.len() as u64;
-        match tokio::time::timeout(job.host_timeout, job.store.add_tasks(&job.info.id, &rows)).await {
+        match tokio::time::timeout(job.host_timeout, job.store.add_tasks(&job.info.id, &rows)).await
+        {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Error { kind: ErrorKind::Transient, code: 503, message: e.to_string() }),
-            Err(_) => return Err(Error { kind: ErrorKind::Transient, code: 503, message: "host call timed out".into() }),
+            Ok(Err(e)) => {
+                return Err(Error {
+                    kind: ErrorKind::Transient,
+                    code: 503,
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(Error {
+                    kind: ErrorKind::Transient,
+                    code: 503,
+                    message: "host call timed out".into(),
+                });
+            }
         }
         self.planned += added;
         Ok(())
@@ -326,12 +466,19 @@ impl host::Host for CallCtx {
     async fn checkpoint(&mut self, state: Vec<u8>) -> Result<(), Error> {
         let job = self.job_ctx()?;
         if state.len() > MAX_BLOB {
-            return Err(permanent(400, format!("checkpoint is over {MAX_BLOB} bytes")));
+            return Err(permanent(
+                400,
+                format!("checkpoint is over {MAX_BLOB} bytes"),
+            ));
         }
         job.store
             .set_checkpoint(&job.info.id, &state)
             .await
-            .map_err(|e| Error { kind: ErrorKind::Transient, code: 503, message: e.to_string() })
+            .map_err(|e| Error {
+                kind: ErrorKind::Transient,
+                code: 503,
+                message: e.to_string(),
+            })
     }
 
     async fn last_checkpoint(&mut self) -> Option<Vec<u8>> {

@@ -73,7 +73,10 @@ impl JobState {
 
     /// Complete, Failed and Cancelled: nothing happens to the job any more.
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Complete | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Complete | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -183,7 +186,12 @@ pub fn transition(from: JobState, event: Event) -> Result<JobState, Forbidden> {
         (Paused, Event::Resume) => Ready,
         (Failed | Cancelled, Event::Restart) => New,
         (Preparing, Event::Replan) => New,
-        _ => return Err(Forbidden { from, event: event.verb() }),
+        _ => {
+            return Err(Forbidden {
+                from,
+                event: event.verb(),
+            });
+        }
     };
     Ok(to)
 }
@@ -200,7 +208,10 @@ pub struct FailureThreshold {
 
 impl Default for FailureThreshold {
     fn default() -> Self {
-        FailureThreshold { min_tasks: 1000, percent: 50 }
+        FailureThreshold {
+            min_tasks: 1000,
+            percent: 50,
+        }
     }
 }
 
@@ -219,7 +230,12 @@ mod tests {
     #[test]
     fn the_happy_path() {
         let mut s = New;
-        for e in [Event::Prepare, Event::Planned { confirm: false }, Event::Start, Event::Finished] {
+        for e in [
+            Event::Prepare,
+            Event::Planned { confirm: false },
+            Event::Start,
+            Event::Finished,
+        ] {
             s = transition(s, e).unwrap();
         }
         assert_eq!(s, Complete);
@@ -230,7 +246,13 @@ mod tests {
     fn confirmation_suspends_until_confirmed() {
         let s = transition(Preparing, Event::Planned { confirm: true }).unwrap();
         assert_eq!(s, Suspended);
-        assert_eq!(transition(s, Event::Start), Err(Forbidden { from: Suspended, event: "start" }));
+        assert_eq!(
+            transition(s, Event::Start),
+            Err(Forbidden {
+                from: Suspended,
+                event: "start"
+            })
+        );
         assert_eq!(transition(s, Event::Confirm), Ok(Ready));
     }
 
@@ -300,10 +322,10 @@ mod tests {
         let mut i = 0;
         while i < seen.len() {
             for e in events {
-                if let Ok(to) = transition(seen[i], e) {
-                    if !seen.contains(&to) {
-                        seen.push(to);
-                    }
+                if let Ok(to) = transition(seen[i], e)
+                    && !seen.contains(&to)
+                {
+                    seen.push(to);
                 }
             }
             i += 1;
@@ -323,8 +345,14 @@ mod tests {
     #[test]
     fn failure_threshold_needs_enough_tasks_and_failures() {
         let t = FailureThreshold::default();
-        assert!(!t.exceeded(1000, 100, 100), "1,000 tasks is not more than 1,000");
-        assert!(!t.exceeded(1001, 100, 50), "exactly half is not more than half");
+        assert!(
+            !t.exceeded(1000, 100, 100),
+            "1,000 tasks is not more than 1,000"
+        );
+        assert!(
+            !t.exceeded(1001, 100, 50),
+            "exactly half is not more than half"
+        );
         assert!(t.exceeded(1001, 100, 51));
         assert!(!t.exceeded(5000, 0, 0));
     }

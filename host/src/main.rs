@@ -14,7 +14,11 @@ use wasmq::scheduler::SchedulerConfig;
 use wasmq::server::{self, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "wasmq", version, about = "A job runtime for bulk asset operations; job types are wasm components")]
+#[command(
+    name = "wasmq",
+    version,
+    about = "A job runtime for bulk asset operations; job types are wasm components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -149,7 +153,15 @@ fn main() -> Result<()> {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Assets { command: AssetsCommand::Import { dir, to, data_dir, tenant } } => {
+        Command::Assets {
+            command:
+                AssetsCommand::Import {
+                    dir,
+                    to,
+                    data_dir,
+                    tenant,
+                },
+        } => {
             wasmq::paths::validate(&to).map_err(|e| anyhow::anyhow!("--to {to:?} {e}"))?;
             let (_, assets) = server::open_data(&data_dir).await?;
             let (count, refs) = assets.import_dir(&tenant, &dir, &to).await?;
@@ -158,12 +170,19 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Submit(args) => submit(args).await,
         Command::Job { id, server } => {
-            let job = get_json(&format!("{}/api/v1/jobs/{id}", server.trim_end_matches('/'))).await?;
+            let job = get_json(&format!(
+                "{}/api/v1/jobs/{id}",
+                server.trim_end_matches('/')
+            ))
+            .await?;
             println!("{}", serde_json::to_string_pretty(&job)?);
             Ok(())
         }
-        Command::Plugin { command: PluginCommand::Build { dir, out } } => {
-            let built = tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out)).await??;
+        Command::Plugin {
+            command: PluginCommand::Build { dir, out },
+        } => {
+            let built =
+                tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out)).await??;
             for file in built {
                 println!("{}", file.display());
             }
@@ -175,14 +194,22 @@ async fn run(command: Command) -> Result<()> {
 async fn serve(args: ServeArgs) -> Result<()> {
     let server_name = match args.server_name {
         Some(name) => name,
-        None => std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "wasmq".into()),
+        None => std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "wasmq".into()),
     };
     server::serve(ServerConfig {
-        plugins_dir: args.plugins.unwrap_or_else(|| args.data_dir.join("plugins")),
-        cache_dir: args.cache_dir.unwrap_or_else(|| args.data_dir.join("cache")),
+        plugins_dir: args
+            .plugins
+            .unwrap_or_else(|| args.data_dir.join("plugins")),
+        cache_dir: args
+            .cache_dir
+            .unwrap_or_else(|| args.data_dir.join("cache")),
         data_dir: args.data_dir,
         listen: args.listen,
-        workers: args.workers.unwrap_or_else(SchedulerConfig::default_workers),
+        workers: args
+            .workers
+            .unwrap_or_else(SchedulerConfig::default_workers),
         limits: Limits {
             fuel: args.task_fuel,
             wall: Duration::from_millis(args.task_timeout_ms),
@@ -195,9 +222,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn get_json(url: &str) -> Result<Value> {
-    let response = reqwest::get(url).await.with_context(|| format!("GET {url}"))?;
+    let response = reqwest::get(url)
+        .await
+        .with_context(|| format!("GET {url}"))?;
     let status = response.status();
-    let body: Value = response.json().await.with_context(|| format!("reading {url}"))?;
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("reading {url}"))?;
     if !status.is_success() {
         bail!("{status}: {body}");
     }
@@ -244,7 +276,10 @@ async fn submit(args: SubmitArgs) -> Result<()> {
         if matches!(state, "Complete" | "Failed" | "Cancelled") {
             eprintln!(
                 "{state}: {} of {} tasks succeeded, {} failed, fuel {}",
-                job["counts"]["succeeded"], job["counts"]["total"], job["counts"]["failed"], job["fuelUsed"]
+                job["counts"]["succeeded"],
+                job["counts"]["total"],
+                job["counts"]["failed"],
+                job["fuelUsed"]
             );
             if state != "Complete" {
                 bail!("job {id} ended {state}: {}", job["error"]);

@@ -87,7 +87,13 @@ mod tests {
 
     #[test]
     fn accepts_normal_paths() {
-        for p in ["/", "/content", "/content/dam/a b/ü.png", "/x/.hidden", "/x/..y"] {
+        for p in [
+            "/",
+            "/content",
+            "/content/dam/a b/ü.png",
+            "/x/.hidden",
+            "/x/..y",
+        ] {
             assert_eq!(validate(p), Ok(()), "{p}");
         }
     }
@@ -102,7 +108,10 @@ mod tests {
         assert_eq!(validate("/content/./x"), Err(PathError::DotSegment));
         assert_eq!(validate("/a\\b"), Err(PathError::BadCharacter));
         assert_eq!(validate("/a\nb"), Err(PathError::BadCharacter));
-        assert_eq!(validate(&format!("/{}", "a".repeat(MAX_PATH_LEN))), Err(PathError::TooLong));
+        assert_eq!(
+            validate(&format!("/{}", "a".repeat(MAX_PATH_LEN))),
+            Err(PathError::TooLong)
+        );
     }
 
     #[test]
@@ -116,7 +125,10 @@ mod tests {
 
     #[test]
     fn scope_excludes_subtrees() {
-        let scope = Scope { root: "/c".into(), excluded: vec!["/c/keep".into()] };
+        let scope = Scope {
+            root: "/c".into(),
+            excluded: vec!["/c/keep".into()],
+        };
         assert!(scope.contains("/c/x"));
         assert!(!scope.contains("/c/keep"));
         assert!(!scope.contains("/c/keep/deep"));
@@ -128,10 +140,16 @@ mod tests {
     fn descendants_range_brackets_children_only() {
         let (start, end) = descendants_range("/a/b");
         for inside in ["/a/b/x", "/a/b/x/y", "/a/b/~"] {
-            assert!(inside >= start.as_str() && inside < end.as_str(), "{inside}");
+            assert!(
+                inside >= start.as_str() && inside < end.as_str(),
+                "{inside}"
+            );
         }
         for outside in ["/a/b", "/a/b-c", "/a/b0", "/a/c"] {
-            assert!(!(outside >= start.as_str() && outside < end.as_str()), "{outside}");
+            assert!(
+                !(outside >= start.as_str() && outside < end.as_str()),
+                "{outside}"
+            );
         }
     }
 }

@@ -50,7 +50,10 @@ impl Plugin {
             (Capabilities::REFERENCES, "references"),
             (Capabilities::PUBLISH, "publish"),
         ];
-        all.into_iter().filter(|(c, _)| self.capabilities.contains(*c)).map(|(_, n)| n).collect()
+        all.into_iter()
+            .filter(|(c, _)| self.capabilities.contains(*c))
+            .map(|(_, n)| n)
+            .collect()
     }
 }
 
@@ -87,7 +90,10 @@ pub struct Registry {
 impl Registry {
     /// An empty registry over a runtime.
     pub fn new(runtime: Runtime) -> Self {
-        Registry { runtime, tables: RwLock::new(Tables::default()) }
+        Registry {
+            runtime,
+            tables: RwLock::new(Tables::default()),
+        }
     }
 
     /// Loads every `*.wasm` in `dir`, in name order; returns how many loaded.
@@ -106,11 +112,15 @@ impl Registry {
                 }
                 Err(reason) => {
                     tracing::warn!(file = %file.display(), %reason, "plugin rejected");
-                    self.tables.write().expect("registry lock").rejected.push(Rejection {
-                        file: file.display().to_string(),
-                        reason,
-                        at: now_ms(),
-                    });
+                    self.tables
+                        .write()
+                        .expect("registry lock")
+                        .rejected
+                        .push(Rejection {
+                            file: file.display().to_string(),
+                            reason,
+                            at: now_ms(),
+                        });
                 }
             }
         }
@@ -119,7 +129,8 @@ impl Registry {
 
     /// Loads one component file and registers it for its job types.
     pub async fn load_file(&self, file: &Path) -> Result<Arc<Plugin>, String> {
-        let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let bytes =
+            std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         let loaded = {
             let runtime = self.runtime.clone();
             tokio::task::spawn_blocking(move || runtime.load(&bytes))
@@ -133,7 +144,11 @@ impl Registry {
                 &loaded,
                 CallCtx::describe(),
                 DESCRIBE_LIMITS,
-                Box::new(|store, instance| Box::pin(async move { instance.wasmq_plugin_plugin().call_describe(store).await })),
+                Box::new(|store, instance| {
+                    Box::pin(
+                        async move { instance.wasmq_plugin_plugin().call_describe(store).await },
+                    )
+                }),
             )
             .await;
         let descriptor = call.result.map_err(|e| format!("describe failed: {e}"))?;
@@ -141,32 +156,54 @@ impl Registry {
 
         let mut tables = self.tables.write().expect("registry lock");
         for job_type in &plugin.job_types {
-            if let Some(other) = tables.by_type.get(job_type) {
-                if other.name != plugin.name {
-                    return Err(format!("job type {job_type:?} is already served by plugin {}", other.name));
-                }
+            if let Some(other) = tables.by_type.get(job_type)
+                && other.name != plugin.name
+            {
+                return Err(format!(
+                    "job type {job_type:?} is already served by plugin {}",
+                    other.name
+                ));
             }
         }
         for job_type in &plugin.job_types {
             tables.by_type.insert(job_type.clone(), plugin.clone());
         }
-        tables.by_digest.insert(plugin.digest().to_string(), plugin.clone());
+        tables
+            .by_digest
+            .insert(plugin.digest().to_string(), plugin.clone());
         Ok(plugin)
     }
 
     /// The current plugin version for a job type.
     pub fn for_type(&self, job_type: &str) -> Option<Arc<Plugin>> {
-        self.tables.read().expect("registry lock").by_type.get(job_type).cloned()
+        self.tables
+            .read()
+            .expect("registry lock")
+            .by_type
+            .get(job_type)
+            .cloned()
     }
 
     /// A loaded plugin version by its digest.
     pub fn by_digest(&self, digest: &str) -> Option<Arc<Plugin>> {
-        self.tables.read().expect("registry lock").by_digest.get(digest).cloned()
+        self.tables
+            .read()
+            .expect("registry lock")
+            .by_digest
+            .get(digest)
+            .cloned()
     }
 
     /// The job types served, sorted.
     pub fn job_types(&self) -> Vec<String> {
-        let mut types: Vec<String> = self.tables.read().expect("registry lock").by_type.keys().cloned().collect();
+        let mut types: Vec<String> = self
+            .tables
+            .read()
+            .expect("registry lock")
+            .by_type
+            .keys()
+            .cloned()
+            .collect();
         types.sort();
         types
     }
@@ -191,12 +228,18 @@ impl Registry {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 fn validate(d: Descriptor, file: &Path, loaded: Loaded) -> Result<Plugin, String> {
     if !valid_name(&d.name) {
-        return Err(format!("describe: name {:?} must be 1-64 letters, digits, '-', '_' or '.'", d.name));
+        return Err(format!(
+            "describe: name {:?} must be 1-64 letters, digits, '-', '_' or '.'",
+            d.name
+        ));
     }
     if d.version.trim().is_empty() {
         return Err("describe: version is empty".into());
@@ -205,10 +248,12 @@ fn validate(d: Descriptor, file: &Path, loaded: Loaded) -> Result<Plugin, String
         return Err("describe: no job types".into());
     }
     if let Some(bad) = d.job_types.iter().find(|t| !valid_name(t)) {
-        return Err(format!("describe: job type {bad:?} must be 1-64 letters, digits, '-', '_' or '.'"));
+        return Err(format!(
+            "describe: job type {bad:?} must be 1-64 letters, digits, '-', '_' or '.'"
+        ));
     }
-    let schema: serde_json::Value =
-        serde_json::from_str(&d.params_schema).map_err(|e| format!("describe: params-schema is not JSON: {e}"))?;
+    let schema: serde_json::Value = serde_json::from_str(&d.params_schema)
+        .map_err(|e| format!("describe: params-schema is not JSON: {e}"))?;
     if !schema.is_object() {
         return Err("describe: params-schema must be a JSON object".into());
     }

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -52,7 +52,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { fuel: 20_000_000_000, wall: Duration::from_secs(60), memory: 256 << 20, table_elements: 100_000 }
+        Limits {
+            fuel: 20_000_000_000,
+            wall: Duration::from_secs(60),
+            memory: 256 << 20,
+            table_elements: 100_000,
+        }
     }
 }
 
@@ -113,7 +118,10 @@ pub struct CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -134,16 +142,33 @@ struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory {
-            return Err(LimitExceeded::Memory { limit: self.memory, asked: desired }.into());
+            return Err(LimitExceeded::Memory {
+                limit: self.memory,
+                asked: desired,
+            }
+            .into());
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
-            return Err(LimitExceeded::Table { limit: self.table_elements }.into());
+            return Err(LimitExceeded::Table {
+                limit: self.table_elements,
+            }
+            .into());
         }
         Ok(true)
     }
@@ -161,7 +186,10 @@ pub struct CallOutcome<T> {
 
 /// A call into an instance: gets the store and the fresh instance.
 pub type CallFn<T> = Box<
-    dyn for<'a> FnOnce(&'a mut Store<CallState>, &'a JobType) -> Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>
+    dyn for<'a> FnOnce(
+            &'a mut Store<CallState>,
+            &'a JobType,
+        ) -> Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>
         + Send,
 >;
 
@@ -204,15 +232,22 @@ impl Runtime {
         let engine_hash = format!("{:016x}", hasher.finish());
         std::fs::create_dir_all(&config.cache_dir)
             .map_err(|e| RuntimeError::Io(config.cache_dir.display().to_string(), e))?;
-        Ok(Runtime { engine, linker, cache_dir: config.cache_dir.clone(), engine_hash })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: config.cache_dir.clone(),
+            engine_hash,
+        })
     }
 
     /// Compiles a component (or loads it from the cache, keyed by its content
     /// hash and the engine's settings) and links it against the world.
     pub fn load(&self, bytes: &[u8]) -> Result<Loaded, RuntimeError> {
         let digest = hex(&Sha256::digest(bytes));
-        let cached = self.cache_dir.join(format!("{digest}-{}.cwasm", self.engine_hash));
-        let component = match self.from_cache(&cached) {
+        let cached = self
+            .cache_dir
+            .join(format!("{digest}-{}.cwasm", self.engine_hash));
+        let component = match self.cached(&cached) {
             Some(component) => component,
             None => {
                 let artifact = self.engine.precompile_component(bytes)?;
@@ -226,7 +261,7 @@ impl Runtime {
         Ok(Loaded { digest, pre })
     }
 
-    fn from_cache(&self, file: &Path) -> Option<Component> {
+    fn cached(&self, file: &Path) -> Option<Component> {
         if !file.exists() {
             return None;
         }
@@ -244,7 +279,13 @@ impl Runtime {
 
     /// Runs `call` on a fresh instance of `plugin` in a store of its own with
     /// the given limits, and meters it.
-    pub async fn call<T>(&self, plugin: &Loaded, ctx: CallCtx, limits: Limits, call: CallFn<T>) -> CallOutcome<T> {
+    pub async fn call<T>(
+        &self,
+        plugin: &Loaded,
+        ctx: CallCtx,
+        limits: Limits,
+        call: CallFn<T>,
+    ) -> CallOutcome<T> {
         let started = Instant::now();
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -256,14 +297,21 @@ impl Runtime {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limiter: Limiter { memory: limits.memory, table_elements: limits.table_elements },
+            limiter: Limiter {
+                memory: limits.memory,
+                table_elements: limits.table_elements,
+            },
             stderr,
             ctx,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         if let Err(e) = store.set_fuel(limits.fuel) {
-            return CallOutcome { result: Err(format!("{e:#}")), fuel_used: 0, elapsed: started.elapsed() };
+            return CallOutcome {
+                result: Err(format!("{e:#}")),
+                fuel_used: 0,
+                elapsed: started.elapsed(),
+            };
         }
         let deadline = started + limits.wall;
         store.set_epoch_deadline(1);
@@ -286,14 +334,22 @@ impl Runtime {
             Err(_) => Err(LimitExceeded::WallTime(limits.wall).to_string()),
         };
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        CallOutcome { result, fuel_used, elapsed: started.elapsed() }
+        CallOutcome {
+            result,
+            fuel_used,
+            elapsed: started.elapsed(),
+        }
     }
 }
 
 /// A message that says which limit a failed call hit, or how the plugin failed.
 fn explain(e: &wasmtime::Error, limits: &Limits, stderr: &[u8]) -> String {
     let stderr = String::from_utf8_lossy(stderr);
-    let said = stderr.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("note:")).collect::<Vec<_>>().join(" | ");
+    let said = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("note:"))
+        .collect::<Vec<_>>()
+        .join(" | ");
     let base = if let Some(limit) = e.downcast_ref::<LimitExceeded>() {
         limit.to_string()
     } else if let Some(trap) = e.downcast_ref::<Trap>() {
@@ -315,7 +371,14 @@ fn explain(e: &wasmtime::Error, limits: &Limits, stderr: &[u8]) -> String {
     if said.is_empty() {
         base
     } else {
-        let tail: String = said.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = said
+            .chars()
+            .rev()
+            .take(600)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("{base}; plugin stderr: {tail}")
     }
 }

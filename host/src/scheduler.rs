@@ -12,7 +12,9 @@ use crate::capabilities::{CallCtx, JobContext, Phase};
 use crate::jobs::{Event, FailureThreshold, JobState};
 use crate::paths::Scope;
 use crate::plugins::{Plugin, Registry};
-use crate::runtime::bindings::wasmq::plugin::types::{ErrorKind, JobInfo, JobSummary, Task, TaskOutcome};
+use crate::runtime::bindings::wasmq::plugin::types::{
+    ErrorKind, JobInfo, JobSummary, Task, TaskOutcome,
+};
 use crate::runtime::{CallOutcome, Limits, Runtime};
 use crate::store::{ClaimedTask, Job, Store, StoreError, TaskResult, now_ms};
 
@@ -38,7 +40,10 @@ pub struct SchedulerConfig {
 impl SchedulerConfig {
     /// Half the CPU cores, at least one.
     pub fn default_workers() -> usize {
-        std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get() / 2)
+            .unwrap_or(1)
+            .max(1)
     }
 }
 
@@ -90,7 +95,11 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>) {
         match self.store.recover(&self.config.server_name).await {
             Ok((requeued, replanned)) if requeued > 0 || !replanned.is_empty() => {
-                tracing::info!(requeued, replanned = replanned.len(), "recovered after restart");
+                tracing::info!(
+                    requeued,
+                    replanned = replanned.len(),
+                    "recovered after restart"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recovery failed"),
@@ -109,9 +118,11 @@ impl Scheduler {
     /// One scheduling round: settle draining jobs, plan, start, dispatch, finish.
     async fn round(self: &Arc<Self>) -> Result<(), StoreError> {
         let server = self.config.server_name.as_str();
-        for (draining, event) in
-            [(JobState::Pausing, Event::Paused), (JobState::Cancelling, Event::Cancelled), (JobState::Failing, Event::Failed)]
-        {
+        for (draining, event) in [
+            (JobState::Pausing, Event::Paused),
+            (JobState::Cancelling, Event::Cancelled),
+            (JobState::Failing, Event::Failed),
+        ] {
             for id in self.store.idle_jobs(draining).await? {
                 let to = self.store.apply(&id, event, server).await?;
                 self.store.log(&id, "info", &format!("job is {to}")).await?;
@@ -134,7 +145,9 @@ impl Scheduler {
         let free = self.slots.available_permits() as i64;
         if free > 0 {
             for id in self.store.jobs_in_state(JobState::New, free).await? {
-                let Some(permit) = self.slot() else { return Ok(()) };
+                let Some(permit) = self.slot() else {
+                    return Ok(());
+                };
                 self.store.apply(&id, Event::Prepare, server).await?;
                 tokio::spawn(self.clone().plan(id, permit));
             }
@@ -162,7 +175,12 @@ impl Scheduler {
         if let Some(found) = self.contexts.lock().expect("lock").get(id) {
             return Ok(found.clone());
         }
-        let job = self.store.get_job(id).await.map_err(|e| e.to_string())?.ok_or_else(|| format!("no job {id}"))?;
+        let job = self
+            .store
+            .get_job(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no job {id}"))?;
         let plugin = self.registry.by_digest(&job.plugin_digest).ok_or_else(|| {
             format!(
                 "plugin {} {} (digest {}) is no longer loaded on this host",
@@ -170,7 +188,10 @@ impl Scheduler {
             )
         })?;
         let context = self.job_context(&job, &plugin);
-        self.contexts.lock().expect("lock").insert(id.to_string(), (context.clone(), plugin.clone()));
+        self.contexts
+            .lock()
+            .expect("lock")
+            .insert(id.to_string(), (context.clone(), plugin.clone()));
         Ok((context, plugin))
     }
 
@@ -186,7 +207,10 @@ impl Scheduler {
                 params: job.params.clone(),
                 created_by: job.created_by.clone(),
             },
-            scope: Scope { root: job.path.clone(), excluded },
+            scope: Scope {
+                root: job.path.clone(),
+                excluded,
+            },
             declared: plugin.capabilities,
             plugin: plugin.name.clone(),
             store: self.store.clone(),
@@ -201,7 +225,9 @@ impl Scheduler {
         let result = async {
             self.store.set_error(id, reason).await?;
             self.store.log(id, "error", reason).await?;
-            self.store.apply(id, Event::Fail, &self.config.server_name).await
+            self.store
+                .apply(id, Event::Fail, &self.config.server_name)
+                .await
         }
         .await;
         if let Err(e) = result {
@@ -211,9 +237,19 @@ impl Scheduler {
 
     async fn plan(self: Arc<Self>, id: String, _permit: OwnedSemaphorePermit) {
         let outcome = async {
-            self.store.clear_tasks(&id).await.map_err(|e| e.to_string())?;
+            self.store
+                .clear_tasks(&id)
+                .await
+                .map_err(|e| e.to_string())?;
             let (context, plugin) = self.context(&id).await?;
-            self.store.log(&id, "info", &format!("planning with {} {}", plugin.name, plugin.version)).await.ok();
+            self.store
+                .log(
+                    &id,
+                    "info",
+                    &format!("planning with {} {}", plugin.name, plugin.version),
+                )
+                .await
+                .ok();
             let info = context.info.clone();
             let call = self
                 .runtime
@@ -222,14 +258,21 @@ impl Scheduler {
                     CallCtx::for_job(context, Phase::Plan),
                     self.config.limits,
                     Box::new(move |store, instance| {
-                        Box::pin(async move { instance.wasmq_plugin_plugin().call_plan(store, &info).await })
+                        Box::pin(async move {
+                            instance.wasmq_plugin_plugin().call_plan(store, &info).await
+                        })
                     }),
                 )
                 .await;
-            self.store.add_fuel(&id, call.fuel_used).await.map_err(|e| e.to_string())?;
+            self.store
+                .add_fuel(&id, call.fuel_used)
+                .await
+                .map_err(|e| e.to_string())?;
             match call.result {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if e.kind == ErrorKind::InvalidInput => Err(format!("invalid input: {}", e.message)),
+                Ok(Err(e)) if e.kind == ErrorKind::InvalidInput => {
+                    Err(format!("invalid input: {}", e.message))
+                }
                 Ok(Err(e)) => Err(format!("plan failed ({}): {}", e.code, e.message)),
                 Err(trap) => Err(format!("plan failed: {trap}")),
             }
@@ -240,8 +283,15 @@ impl Scheduler {
                 let job = self.store.get_job(&id).await.ok().flatten();
                 let confirm = job.as_ref().is_some_and(|j| j.require_confirmation);
                 let total = job.map(|j| j.total).unwrap_or(0);
-                self.store.log(&id, "info", &format!("planned {total} tasks")).await.ok();
-                if let Err(e) = self.store.apply(&id, Event::Planned { confirm }, &self.config.server_name).await {
+                self.store
+                    .log(&id, "info", &format!("planned {total} tasks"))
+                    .await
+                    .ok();
+                if let Err(e) = self
+                    .store
+                    .apply(&id, Event::Planned { confirm }, &self.config.server_name)
+                    .await
+                {
                     tracing::info!(job = %id, error = %e, "job changed while it was planned");
                 }
             }
@@ -255,7 +305,16 @@ impl Scheduler {
             Ok((context, plugin)) => self.call_task(context, &plugin, &task).await,
             Err(reason) => {
                 self.fail_job(&task.job_id, &reason).await;
-                (TaskResult { succeeded: false, code: 500, message: reason, etag: None, fuel_used: 0 }, false)
+                (
+                    TaskResult {
+                        succeeded: false,
+                        code: 500,
+                        message: reason,
+                        etag: None,
+                        fuel_used: 0,
+                    },
+                    false,
+                )
             }
         };
         if let Err(e) = self.record(&task, result, transient).await {
@@ -265,9 +324,17 @@ impl Scheduler {
     }
 
     /// Runs one task; the flag says whether a failure is worth retrying.
-    async fn call_task(&self, context: JobContext, plugin: &Plugin, task: &ClaimedTask) -> (TaskResult, bool) {
+    async fn call_task(
+        &self,
+        context: JobContext,
+        plugin: &Plugin,
+        task: &ClaimedTask,
+    ) -> (TaskResult, bool) {
         let info = context.info.clone();
-        let wit_task = Task { path: task.path.clone(), input: task.input.clone() };
+        let wit_task = Task {
+            path: task.path.clone(),
+            input: task.input.clone(),
+        };
         let call: CallOutcome<Result<TaskOutcome, _>> = self
             .runtime
             .call(
@@ -275,7 +342,12 @@ impl Scheduler {
                 CallCtx::for_job(context, Phase::Task),
                 self.config.limits,
                 Box::new(move |store, instance| {
-                    Box::pin(async move { instance.wasmq_plugin_plugin().call_run_task(store, &info, &wit_task).await })
+                    Box::pin(async move {
+                        instance
+                            .wasmq_plugin_plugin()
+                            .call_run_task(store, &info, &wit_task)
+                            .await
+                    })
                 }),
             )
             .await;
@@ -293,43 +365,91 @@ impl Scheduler {
             ),
             Ok(Err(e)) => {
                 if e.kind == ErrorKind::InvalidInput {
-                    self.fail_job(&task.job_id, &format!("invalid input: {}", e.message)).await;
+                    self.fail_job(&task.job_id, &format!("invalid input: {}", e.message))
+                        .await;
                 }
                 let transient = e.kind == ErrorKind::Transient;
-                (TaskResult { succeeded: false, code: e.code as i64, message: e.message, etag: None, fuel_used }, transient)
+                (
+                    TaskResult {
+                        succeeded: false,
+                        code: e.code as i64,
+                        message: e.message,
+                        etag: None,
+                        fuel_used,
+                    },
+                    transient,
+                )
             }
-            Err(trap) => (TaskResult { succeeded: false, code: 500, message: trap, etag: None, fuel_used }, false),
+            Err(trap) => (
+                TaskResult {
+                    succeeded: false,
+                    code: 500,
+                    message: trap,
+                    etag: None,
+                    fuel_used,
+                },
+                false,
+            ),
         }
     }
 
     /// Stores a task's outcome: retried later if transient and attempts remain,
     /// else final; then applies the job's failure threshold.
-    async fn record(&self, task: &ClaimedTask, result: TaskResult, transient: bool) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        task: &ClaimedTask,
+        result: TaskResult,
+        transient: bool,
+    ) -> Result<(), StoreError> {
         let attempts = task.attempts + 1;
         if transient && attempts < self.config.max_attempts {
             let delay = self.config.retry_base * 2u32.pow((attempts - 1).min(16) as u32);
             let not_before = now_ms() + delay.as_millis() as i64;
             self.store
-                .log(&task.job_id, "warn", &format!("task {} ({}) will be retried in {delay:?}: {}", task.seq, task.path, result.message))
+                .log(
+                    &task.job_id,
+                    "warn",
+                    &format!(
+                        "task {} ({}) will be retried in {delay:?}: {}",
+                        task.seq, task.path, result.message
+                    ),
+                )
                 .await?;
-            return self.store.retry_task(&task.job_id, task.seq, not_before, &result).await;
+            return self
+                .store
+                .retry_task(&task.job_id, task.seq, not_before, &result)
+                .await;
         }
         if !result.succeeded {
             self.store
-                .log(&task.job_id, "warn", &format!("task {} ({}) failed with {}: {}", task.seq, task.path, result.code, result.message))
+                .log(
+                    &task.job_id,
+                    "warn",
+                    &format!(
+                        "task {} ({}) failed with {}: {}",
+                        task.seq, task.path, result.code, result.message
+                    ),
+                )
                 .await?;
         }
-        self.store.finish_task(&task.job_id, task.seq, &result).await?;
-        if !result.succeeded {
-            if let Some(job) = self.store.get_job(&task.job_id).await? {
-                let ran = (job.succeeded + job.failed) as u64;
-                if job.state() == JobState::Active && self.config.failure.exceeded(job.total as u64, ran, job.failed as u64) {
-                    let reason = format!(
-                        "{} of the {ran} tasks run so far failed (more than {}%)",
-                        job.failed, self.config.failure.percent
-                    );
-                    self.fail_job(&job.id, &reason).await;
-                }
+        self.store
+            .finish_task(&task.job_id, task.seq, &result)
+            .await?;
+        if !result.succeeded
+            && let Some(job) = self.store.get_job(&task.job_id).await?
+        {
+            let ran = (job.succeeded + job.failed) as u64;
+            if job.state() == JobState::Active
+                && self
+                    .config
+                    .failure
+                    .exceeded(job.total as u64, ran, job.failed as u64)
+            {
+                let reason = format!(
+                    "{} of the {ran} tasks run so far failed (more than {}%)",
+                    job.failed, self.config.failure.percent
+                );
+                self.fail_job(&job.id, &reason).await;
             }
         }
         Ok(())
@@ -338,9 +458,17 @@ impl Scheduler {
     async fn finish(self: Arc<Self>, id: String, _permit: OwnedSemaphorePermit) {
         let outcome = async {
             let (context, plugin) = self.context(&id).await?;
-            let job = self.store.get_job(&id).await.map_err(|e| e.to_string())?.ok_or("job vanished")?;
-            let summary =
-                JobSummary { total: job.total as u64, succeeded: job.succeeded as u64, failed: job.failed as u64 };
+            let job = self
+                .store
+                .get_job(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("job vanished")?;
+            let summary = JobSummary {
+                total: job.total as u64,
+                succeeded: job.succeeded as u64,
+                failed: job.failed as u64,
+            };
             let info = context.info.clone();
             let call = self
                 .runtime
@@ -349,11 +477,19 @@ impl Scheduler {
                     CallCtx::for_job(context, Phase::Finish),
                     self.config.limits,
                     Box::new(move |store, instance| {
-                        Box::pin(async move { instance.wasmq_plugin_plugin().call_finish(store, &info, summary).await })
+                        Box::pin(async move {
+                            instance
+                                .wasmq_plugin_plugin()
+                                .call_finish(store, &info, summary)
+                                .await
+                        })
                     }),
                 )
                 .await;
-            self.store.add_fuel(&id, call.fuel_used).await.map_err(|e| e.to_string())?;
+            self.store
+                .add_fuel(&id, call.fuel_used)
+                .await
+                .map_err(|e| e.to_string())?;
             match call.result {
                 Ok(Ok(())) => Ok(job),
                 Ok(Err(e)) => Err(format!("finish failed ({}): {}", e.code, e.message)),
@@ -363,14 +499,22 @@ impl Scheduler {
         .await;
         match outcome {
             Ok(job) => {
-                let message =
-                    format!("job complete: {} tasks, {} succeeded, {} failed", job.total, job.succeeded, job.failed);
-                match self.store.apply(&id, Event::Finished, &self.config.server_name).await {
+                let message = format!(
+                    "job complete: {} tasks, {} succeeded, {} failed",
+                    job.total, job.succeeded, job.failed
+                );
+                match self
+                    .store
+                    .apply(&id, Event::Finished, &self.config.server_name)
+                    .await
+                {
                     Ok(_) => {
                         self.store.log(&id, "info", &message).await.ok();
                         tracing::info!(job = %id, "{message}");
                     }
-                    Err(e) => tracing::info!(job = %id, error = %e, "job changed while it finished"),
+                    Err(e) => {
+                        tracing::info!(job = %id, error = %e, "job changed while it finished")
+                    }
                 }
             }
             Err(reason) => self.fail_job(&id, &reason).await,

@@ -48,14 +48,19 @@ impl DataDir {
     /// Creates the data directory if needed.
     pub fn open(root: &std::path::Path) -> Result<Self> {
         std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-        Ok(DataDir { db: root.join("wasmq.db"), assets: root.join("assets") })
+        Ok(DataDir {
+            db: root.join("wasmq.db"),
+            assets: root.join("assets"),
+        })
     }
 }
 
 /// Opens the database and the asset repository of a data directory.
 pub async fn open_data(root: &std::path::Path) -> Result<(Store, AssetRepo)> {
     let dir = DataDir::open(root)?;
-    let store = Store::open(&dir.db).await.with_context(|| format!("opening {}", dir.db.display()))?;
+    let store = Store::open(&dir.db)
+        .await
+        .with_context(|| format!("opening {}", dir.db.display()))?;
     let assets = AssetRepo::local(store.pool().clone(), &dir.assets)?;
     Ok((store, assets))
 }
@@ -93,7 +98,12 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     let wake = scheduler.waker();
     tokio::spawn(scheduler.run());
 
-    let app = api::router(AppState { store, assets, registry, wake });
+    let app = api::router(AppState {
+        store,
+        assets,
+        registry,
+        wake,
+    });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

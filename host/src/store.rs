@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use thiserror::Error;
 
@@ -30,7 +32,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A job as stored.
@@ -185,7 +190,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Store { pool })
     }
@@ -229,7 +237,10 @@ impl Store {
     /// The job with this id, if any.
     pub async fn get_job(&self, id: &str) -> Result<Option<Job>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
-        Ok(sqlx::query_as::<_, Job>(&sql).bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as::<_, Job>(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Jobs matching `filter`, newest first, and how many match in all.
@@ -319,13 +330,15 @@ impl Store {
     /// Sets the job's progress message.
     pub async fn set_progress(&self, id: &str, message: &str) -> Result<()> {
         let now = now_ms();
-        sqlx::query("UPDATE jobs SET progress_message = ?, progress_at = ?, updated_at = ? WHERE id = ?")
-            .bind(message)
-            .bind(now)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET progress_message = ?, progress_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(message)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -341,11 +354,13 @@ impl Store {
 
     /// The plugin's last checkpoint for a job.
     pub async fn checkpoint(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar("SELECT checkpoint FROM jobs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .flatten())
+        Ok(
+            sqlx::query_scalar("SELECT checkpoint FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
     }
 
     /// Adds fuel burnt outside tasks (plan, finish) to the job's account.
@@ -378,10 +393,15 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         for chunk in tasks.chunks(200) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO tasks (job_id, seq, path, input, state) ");
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO tasks (job_id, seq, path, input, state) ");
             q.push_values(chunk, |mut row, (path, input)| {
                 total += 1;
-                row.push_bind(id).push_bind(total).push_bind(path).push_bind(input).push_bind("pending");
+                row.push_bind(id)
+                    .push_bind(total)
+                    .push_bind(path)
+                    .push_bind(input)
+                    .push_bind("pending");
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -398,7 +418,10 @@ impl Store {
     /// Forgets a job's tasks and counters (before planning it again).
     pub async fn clear_tasks(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM tasks WHERE job_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tasks WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE jobs SET total = 0, succeeded = 0, failed = 0, fuel_used = 0, checkpoint = NULL WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -461,7 +484,11 @@ impl Store {
         .bind(seq)
         .execute(&mut *tx)
         .await?;
-        let column = if result.succeeded { "succeeded" } else { "failed" };
+        let column = if result.succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
         sqlx::query(&format!(
             "UPDATE jobs SET {column} = {column} + 1, fuel_used = fuel_used + ?, updated_at = ? WHERE id = ?"
         ))
@@ -475,7 +502,13 @@ impl Store {
     }
 
     /// Puts a task back in the queue after a transient failure, not before `not_before`.
-    pub async fn retry_task(&self, job_id: &str, seq: i64, not_before: i64, result: &TaskResult) -> Result<()> {
+    pub async fn retry_task(
+        &self,
+        job_id: &str,
+        seq: i64,
+        not_before: i64,
+        result: &TaskResult,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE tasks SET state = 'pending', not_before = ?, code = ?, message = ?, fuel_used = fuel_used + ? \
              WHERE job_id = ? AND seq = ?",
@@ -504,7 +537,12 @@ impl Store {
         .bind(&job.id)
         .fetch_all(&self.pool)
         .await?;
-        let mut counts = TaskCounts { total: job.total, succeeded: job.succeeded, failed: job.failed, ..Default::default() };
+        let mut counts = TaskCounts {
+            total: job.total,
+            succeeded: job.succeeded,
+            failed: job.failed,
+            ..Default::default()
+        };
         for row in rows {
             let n: i64 = row.get(1);
             match row.get::<String, _>(0).as_str() {

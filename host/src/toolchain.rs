@@ -23,23 +23,37 @@ pub enum Toolchain {
 
 /// Finds a usable toolchain, preferring rustup's target.
 pub fn detect() -> Result<Toolchain> {
-    let rustup = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    if let Ok(out) = rustup {
-        if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
-            return Ok(Toolchain::Rustup);
-        }
+    let rustup = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    if let Ok(out) = rustup
+        && String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == "wasm32-wasip2")
+    {
+        return Ok(Toolchain::Rustup);
     }
-    let debian = [DEBIAN_RUSTC, DEBIAN_CARGO, DEBIAN_COMPONENT_LD, DEBIAN_WASI_LIBC, DEBIAN_WASM_LD];
+    let debian = [
+        DEBIAN_RUSTC,
+        DEBIAN_CARGO,
+        DEBIAN_COMPONENT_LD,
+        DEBIAN_WASI_LIBC,
+        DEBIAN_WASM_LD,
+    ];
     if debian.iter().all(|p| Path::new(p).exists()) {
         return Ok(Toolchain::Debian);
     }
-    bail!("no wasm32-wasip2 toolchain found: run scripts/setup.sh (or `rustup target add wasm32-wasip2`)")
+    bail!(
+        "no wasm32-wasip2 toolchain found: run scripts/setup.sh (or `rustup target add wasm32-wasip2`)"
+    )
 }
 
 /// Builds every plugin crate of the cargo workspace (or package) at `dir`
 /// into a component and copies the `.wasm` files into `out`; returns them.
 pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
-    let dir = dir.canonicalize().with_context(|| format!("plugin directory {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("plugin directory {}", dir.display()))?;
     if !dir.join("Cargo.toml").exists() {
         bail!("{} has no Cargo.toml", dir.display());
     }
@@ -69,7 +83,13 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         }
     };
     // The host build's own settings must not leak into the plugin build.
-    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
         cargo.env_remove(var);
     }
     cargo.env("CARGO_TARGET_DIR", &target_dir).current_dir(&dir);
@@ -81,17 +101,23 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let built = target_dir.join("wasm32-wasip2").join("release");
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut copied = Vec::new();
-    for entry in std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))? {
+    for entry in
+        std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "wasm") {
             let dest = out.join(path.file_name().expect("a file"));
-            std::fs::copy(&path, &dest).with_context(|| format!("copying to {}", dest.display()))?;
+            std::fs::copy(&path, &dest)
+                .with_context(|| format!("copying to {}", dest.display()))?;
             copied.push(dest);
         }
     }
     copied.sort();
     if copied.is_empty() {
-        bail!("the build of {} produced no .wasm component (is the crate a cdylib?)", dir.display());
+        bail!(
+            "the build of {} produced no .wasm component (is the crate a cdylib?)",
+            dir.display()
+        );
     }
     Ok(copied)
 }

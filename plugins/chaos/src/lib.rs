@@ -16,25 +16,40 @@ struct Params {
     tasks: Vec<String>,
 }
 
-const MODES: &[&str] = &["ok", "loop", "panic", "memory", "stack", "fail", "undeclared"];
+const MODES: &[&str] = &[
+    "ok",
+    "loop",
+    "panic",
+    "memory",
+    "stack",
+    "fail",
+    "undeclared",
+];
 
 impl JobType for Chaos {
     fn describe() -> Descriptor {
-        Descriptor::new("chaos", env!("CARGO_PKG_VERSION"), &["chaos"], Capabilities::empty())
-            .params_schema(serde_json::json!({
-                "type": "object",
-                "required": ["tasks"],
-                "additionalProperties": false,
-                "properties": {
-                    "tasks": { "type": "array", "items": { "enum": MODES } }
-                }
-            }))
+        Descriptor::new(
+            "chaos",
+            env!("CARGO_PKG_VERSION"),
+            &["chaos"],
+            Capabilities::empty(),
+        )
+        .params_schema(serde_json::json!({
+            "type": "object",
+            "required": ["tasks"],
+            "additionalProperties": false,
+            "properties": {
+                "tasks": { "type": "array", "items": { "enum": MODES } }
+            }
+        }))
     }
 
     fn plan(job: &Job) -> Result<(), Error> {
         let params: Params = job.params()?;
         if let Some(bad) = params.tasks.iter().find(|m| !MODES.contains(&m.as_str())) {
-            return Err(Error::invalid_input(format!("params.tasks: unknown mode {bad:?}")));
+            return Err(Error::invalid_input(format!(
+                "params.tasks: unknown mode {bad:?}"
+            )));
         }
         let root = job.info.path.trim_end_matches('/');
         job.add_tasks(params.tasks.iter().enumerate().map(|(i, mode)| Task {
@@ -61,7 +76,10 @@ impl JobType for Chaos {
                 assets::delete(&task.path)?;
                 Ok(TaskOutcome::ok("deleted without asking"))
             }
-            other => Err(Error::permanent(400, format!("unknown mode {:?}", String::from_utf8_lossy(other)))),
+            other => Err(Error::permanent(
+                400,
+                format!("unknown mode {:?}", String::from_utf8_lossy(other)),
+            )),
         }
     }
 }

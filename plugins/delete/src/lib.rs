@@ -6,7 +6,9 @@
 //! that the same job deletes do not count: they go too.
 
 use serde::Deserialize;
-use wasmq_sdk::{Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets, references};
+use wasmq_sdk::{
+    Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets, references,
+};
 
 struct Delete;
 
@@ -41,7 +43,10 @@ impl JobType for Delete {
     fn plan(job: &Job) -> Result<(), Error> {
         job.params::<Params>()?;
         let planned = job.plan_each_asset(|asset| Some(Task::for_path(&asset.path)))?;
-        job.log(&format!("planned {planned} deletions under {}", job.info.path));
+        job.log(&format!(
+            "planned {planned} deletions under {}",
+            job.info.path
+        ));
         Ok(())
     }
 
@@ -49,7 +54,11 @@ impl JobType for Delete {
         let params: Params = job.params()?;
         let Some(stat) = assets::stat(&task.path)? else {
             // Idempotent: a rerun after a crash finds the asset already gone.
-            return Ok(TaskOutcome { code: 204, message: "already absent".into(), etag: None });
+            return Ok(TaskOutcome {
+                code: 204,
+                message: "already absent".into(),
+                etag: None,
+            });
         };
         if !params.force {
             let kept: Vec<String> = references::referrers(&task.path)?

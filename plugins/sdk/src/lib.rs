@@ -60,7 +60,10 @@ macro_rules! export {
             ) -> Result<$crate::TaskOutcome, $crate::Error> {
                 <$ty as $crate::JobType>::run_task(&$crate::Job::new(job), task)
             }
-            fn finish(job: $crate::JobInfo, summary: $crate::JobSummary) -> Result<(), $crate::Error> {
+            fn finish(
+                job: $crate::JobInfo,
+                summary: $crate::JobSummary,
+            ) -> Result<(), $crate::Error> {
                 <$ty as $crate::JobType>::finish(&$crate::Job::new(job), summary)
             }
         }
@@ -90,30 +93,48 @@ impl Descriptor {
 impl Error {
     /// An error worth retrying later.
     pub fn transient(code: u16, message: impl Into<String>) -> Self {
-        Error { kind: ErrorKind::Transient, code, message: message.into() }
+        Error {
+            kind: ErrorKind::Transient,
+            code,
+            message: message.into(),
+        }
     }
     /// This item cannot be done.
     pub fn permanent(code: u16, message: impl Into<String>) -> Self {
-        Error { kind: ErrorKind::Permanent, code, message: message.into() }
+        Error {
+            kind: ErrorKind::Permanent,
+            code,
+            message: message.into(),
+        }
     }
     /// The job's params make no sense: the job fails at once.
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        Error { kind: ErrorKind::InvalidInput, code: 400, message: message.into() }
+        Error {
+            kind: ErrorKind::InvalidInput,
+            code: 400,
+            message: message.into(),
+        }
     }
 }
-
 
 impl Task {
     /// A task about `path` with no input of its own.
     pub fn for_path(path: &str) -> Self {
-        Task { path: path.into(), input: Vec::new() }
+        Task {
+            path: path.into(),
+            input: Vec::new(),
+        }
     }
 }
 
 impl TaskOutcome {
     /// Success with code 200 and a message.
     pub fn ok(message: impl Into<String>) -> Self {
-        TaskOutcome { code: 200, message: message.into(), etag: None }
+        TaskOutcome {
+            code: 200,
+            message: message.into(),
+            etag: None,
+        }
     }
     /// Sets the etag of the asset the task acted on.
     pub fn with_etag(mut self, etag: impl Into<String>) -> Self {
