@@ -38,17 +38,31 @@ echo "deleting /content/dam/demo except /content/dam/demo/site and /content/dam/
 id=$("$wasmq" submit --server "$url" --type delete --path /content/dam/demo \
   --exclude /content/dam/demo/site --exclude /content/dam/demo/git \
   --description "demo: bulk delete with exclusions" --wait)
-curl -s "$url/api/v1/jobs/$id" | python3 -c '
-import json, sys
-j = json.load(sys.stdin)
-print(f"job {j[\"id\"]}: {j[\"state\"]}, {j[\"counts\"][\"succeeded\"]} deleted, {j[\"counts\"][\"failed\"]} kept, fuel {j[\"fuelUsed\"]}, server {j[\"serverName\"]}")'
-echo "kept because a page outside the deletion refers to it:"
-curl -s "$url/api/v1/jobs/$id/tasks?limit=1000" | python3 -c '
-import json, sys
-for t in json.load(sys.stdin)["tasks"]:
-    if t["state"] == "failed":
-        print(f"  {t[\"path\"]}: {t[\"code\"]} {t[\"message\"]}")'
-echo "remaining assets under /content/dam/demo:"
-curl -s "$url/api/v1/assets?path=/content/dam/demo&recursive=true&limit=1000" | python3 -c '
-import json, sys
-print("  " + str(len(json.load(sys.stdin)["assets"])) + " (the excluded folders and the kept licence)")'
+python3 - "$url" "$id" <<'PY'
+import json, sys, urllib.parse, urllib.request
+
+url, job_id = sys.argv[1], sys.argv[2]
+get = lambda path: json.load(urllib.request.urlopen(url + path))
+job = get(f"/api/v1/jobs/{job_id}")
+counts = job["counts"]
+print(f"job {job_id}: {job['state']}, {counts['succeeded']} deleted, {counts['failed']} kept, "
+      f"fuel {job['fuelUsed']}, ran on {job['serverName']}")
+print("kept because a page outside the deletion refers to it:")
+offset = 0
+while True:
+    page = get(f"/api/v1/jobs/{job_id}/tasks?limit=1000&offset={offset}")
+    for task in page["tasks"]:
+        if task["state"] == "failed":
+            print(f"  {task['path']}: {task['code']} {task['message']}")
+    if not page["hasMore"]:
+        break
+    offset += len(page["tasks"])
+left, cursor = 0, ""
+while True:
+    page = get("/api/v1/assets?path=/content/dam/demo&recursive=true&limit=1000" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else ""))
+    left += len(page["assets"])
+    cursor = page["nextCursor"]
+    if not cursor:
+        break
+print(f"assets left under /content/dam/demo: {left} (the excluded folders and the kept licence)")
+PY
