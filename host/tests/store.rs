@@ -1,0 +1,246 @@
+//! The job store on a real SQLite file: submission, transitions checked by the
+//! state machine, task claiming and outcomes, counters, and crash recovery.
+
+use wasmq::jobs::{Event, JobState};
+use wasmq::store::{JobFilter, NewJob, Store, StoreError, TaskResult};
+
+fn new_job(tenant: &str) -> NewJob {
+    NewJob {
+        tenant: tenant.into(),
+        job_type: "delete".into(),
+        plugin_name: "delete".into(),
+        plugin_version: "0.1.0".into(),
+        plugin_digest: "abc".into(),
+        path: "/content/dam/x".into(),
+        excluded_paths: vec!["/content/dam/x/keep".into()],
+        params: serde_json::json!({"force": false}),
+        priority: 0,
+        require_confirmation: false,
+        name: None,
+        description: Some("test".into()),
+        created_by: "alice".into(),
+    }
+}
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("wasmq.db")).await.unwrap();
+    (dir, store)
+}
+
+fn ok(code: i64) -> TaskResult {
+    TaskResult {
+        succeeded: true,
+        code,
+        message: "done".into(),
+        etag: Some("e".into()),
+        fuel_used: 10,
+    }
+}
+
+#[tokio::test]
+async fn a_job_runs_through_its_states_and_keeps_its_fields() {
+    let (_dir, store) = open().await;
+    let job = store.insert_job(&new_job("t1")).await.unwrap();
+    assert_eq!(job.state(), JobState::New);
+    assert_eq!(job.excluded(), vec!["/content/dam/x/keep".to_string()]);
+    assert_eq!(job.created_by, "alice");
+
+    assert_eq!(
+        store
+            .apply(&job.id, Event::Prepare, "node-a")
+            .await
+            .unwrap(),
+        JobState::Preparing
+    );
+    store
+        .add_tasks(
+            &job.id,
+            &[
+                ("/content/dam/x/a".into(), vec![]),
+                ("/content/dam/x/b".into(), b"in".to_vec()),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .apply(&job.id, Event::Planned { confirm: false }, "node-a")
+        .await
+        .unwrap();
+    // Tasks of a job that is not Active are not handed out.
+    assert!(store.claim_tasks(10).await.unwrap().is_empty());
+    store.apply(&job.id, Event::Start, "node-a").await.unwrap();
+
+    let claimed = store.claim_tasks(10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[1].input, b"in");
+    assert!(
+        store.claim_tasks(10).await.unwrap().is_empty(),
+        "running tasks are not claimed twice"
+    );
+    store
+        .finish_task(&job.id, claimed[0].seq, &ok(200))
+        .await
+        .unwrap();
+    store
+        .finish_task(
+            &job.id,
+            claimed[1].seq,
+            &TaskResult {
+                succeeded: false,
+                code: 409,
+                message: "referenced".into(),
+                etag: None,
+                fuel_used: 5,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.drained_jobs(JobState::Active).await.unwrap(),
+        vec![job.id.clone()]
+    );
+    store
+        .apply(&job.id, Event::Finished, "node-a")
+        .await
+        .unwrap();
+
+    let done = store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(done.state(), JobState::Complete);
+    assert_eq!(
+        (done.total, done.succeeded, done.failed, done.fuel_used),
+        (2, 1, 1, 15)
+    );
+    assert_eq!(done.server_name.as_deref(), Some("node-a"));
+    assert!(done.started_at.is_some() && done.completed_at.is_some());
+    let rows = store.list_tasks(&job.id, 0, 10).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.state.as_str(), r.code))
+            .collect::<Vec<_>>(),
+        [("succeeded", Some(200)), ("failed", Some(409))]
+    );
+}
+
+#[tokio::test]
+async fn forbidden_transitions_change_nothing() {
+    let (_dir, store) = open().await;
+    let job = store.insert_job(&new_job("t1")).await.unwrap();
+    let err = store
+        .apply(&job.id, Event::Finished, "n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Forbidden(_)), "{err}");
+    assert_eq!(
+        store.get_job(&job.id).await.unwrap().unwrap().state(),
+        JobState::New
+    );
+    assert!(matches!(
+        store.apply("nope", Event::Prepare, "n").await,
+        Err(StoreError::NoJob(_))
+    ));
+}
+
+#[tokio::test]
+async fn transient_failures_wait_before_they_run_again() {
+    let (_dir, store) = open().await;
+    let job = store.insert_job(&new_job("t1")).await.unwrap();
+    for e in [Event::Prepare, Event::Planned { confirm: false }] {
+        store.apply(&job.id, e, "n").await.unwrap();
+    }
+    store
+        .add_tasks(&job.id, &[("/content/dam/x/a".into(), vec![])])
+        .await
+        .unwrap();
+    store.apply(&job.id, Event::Start, "n").await.unwrap();
+    let task = store.claim_tasks(1).await.unwrap().remove(0);
+    let later = wasmq::store::now_ms() + 60_000;
+    store
+        .retry_task(
+            &job.id,
+            task.seq,
+            later,
+            &TaskResult {
+                succeeded: false,
+                code: 503,
+                message: "busy".into(),
+                etag: None,
+                fuel_used: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.claim_tasks(1).await.unwrap().is_empty(),
+        "not before its backoff"
+    );
+    let counts = store
+        .task_counts(&store.get_job(&job.id).await.unwrap().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.running, counts.failed), (1, 0, 0));
+}
+
+#[tokio::test]
+async fn recovery_requeues_running_tasks_and_replans_preparing_jobs() {
+    let (dir, store) = open().await;
+    let active = store.insert_job(&new_job("t1")).await.unwrap();
+    for e in [Event::Prepare, Event::Planned { confirm: false }] {
+        store.apply(&active.id, e, "n").await.unwrap();
+    }
+    store
+        .add_tasks(&active.id, &[("/content/dam/x/a".into(), vec![])])
+        .await
+        .unwrap();
+    store.apply(&active.id, Event::Start, "n").await.unwrap();
+    assert_eq!(store.claim_tasks(1).await.unwrap().len(), 1);
+    let planning = store.insert_job(&new_job("t1")).await.unwrap();
+    store
+        .apply(&planning.id, Event::Prepare, "n")
+        .await
+        .unwrap();
+    store
+        .add_tasks(&planning.id, &[("/content/dam/x/half".into(), vec![])])
+        .await
+        .unwrap();
+    drop(store);
+
+    // A new process opens the same file.
+    let store = Store::open(&dir.path().join("wasmq.db")).await.unwrap();
+    let (requeued, replanned) = store.recover("n").await.unwrap();
+    assert_eq!(requeued, 1);
+    assert_eq!(replanned, vec![planning.id.clone()]);
+    let planning = store.get_job(&planning.id).await.unwrap().unwrap();
+    assert_eq!((planning.state(), planning.total), (JobState::New, 0));
+    assert_eq!(
+        store.claim_tasks(5).await.unwrap().len(),
+        1,
+        "the interrupted task runs again"
+    );
+}
+
+#[tokio::test]
+async fn listing_filters_by_tenant_state_and_type() {
+    let (_dir, store) = open().await;
+    let a = store.insert_job(&new_job("t1")).await.unwrap();
+    store.insert_job(&new_job("t1")).await.unwrap();
+    store.insert_job(&new_job("t2")).await.unwrap();
+    store.apply(&a.id, Event::Cancel, "n").await.unwrap();
+    let list = |tenant: &str, state| JobFilter {
+        tenant: Some(tenant.into()),
+        state,
+        job_type: None,
+        offset: 0,
+        limit: 10,
+    };
+    assert_eq!(store.list_jobs(&list("t1", None)).await.unwrap().1, 2);
+    assert_eq!(store.list_jobs(&list("t2", None)).await.unwrap().1, 1);
+    let (jobs, total) = store
+        .list_jobs(&list("t1", Some(JobState::Cancelling)))
+        .await
+        .unwrap();
+    assert_eq!((total, jobs[0].id.as_str()), (1, a.id.as_str()));
+    let mut by_type = list("t1", None);
+    by_type.job_type = Some("move".into());
+    assert_eq!(store.list_jobs(&by_type).await.unwrap().1, 0);
+}
