@@ -431,36 +431,49 @@ impl Store {
     }
 
     /// Claims up to `limit` pending tasks of Active jobs (highest priority,
-    /// oldest job first), marking them running.
+    /// oldest job first, tasks in plan order), marking them running.
     pub async fn claim_tasks(&self, limit: i64) -> Result<Vec<ClaimedTask>> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        let rows = sqlx::query(
-            "SELECT t.job_id, t.seq, t.path, t.input, t.attempts FROM jobs j \
-             JOIN tasks t ON t.job_id = j.id AND t.state = 'pending' \
-             WHERE j.state = 'Active' AND t.not_before <= ? \
-             ORDER BY j.priority DESC, j.created_at, t.seq LIMIT ?",
+        let jobs: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'Active' ORDER BY priority DESC, created_at",
         )
-        .bind(now)
-        .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let task = ClaimedTask {
-                job_id: row.get(0),
-                seq: row.get(1),
-                path: row.get(2),
-                input: row.get(3),
-                attempts: row.get(4),
-            };
-            sqlx::query("UPDATE tasks SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE job_id = ? AND seq = ?")
+        let mut claimed = Vec::new();
+        for job_id in jobs {
+            let wanted = limit - claimed.len() as i64;
+            if wanted <= 0 {
+                break;
+            }
+            let rows = sqlx::query(
+                "SELECT seq, path, input, attempts FROM tasks \
+                 WHERE job_id = ? AND state = 'pending' AND not_before <= ? ORDER BY seq LIMIT ?",
+            )
+            .bind(&job_id)
+            .bind(now)
+            .bind(wanted)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in rows {
+                let task = ClaimedTask {
+                    job_id: job_id.clone(),
+                    seq: row.get(0),
+                    path: row.get(1),
+                    input: row.get(2),
+                    attempts: row.get(3),
+                };
+                sqlx::query(
+                    "UPDATE tasks SET state = 'running', started_at = ?, attempts = attempts + 1 \
+                     WHERE job_id = ? AND seq = ?",
+                )
                 .bind(now)
                 .bind(&task.job_id)
                 .bind(task.seq)
                 .execute(&mut *tx)
                 .await?;
-            claimed.push(task);
+                claimed.push(task);
+            }
         }
         tx.commit().await?;
         Ok(claimed)
