@@ -8,14 +8,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::assets::AssetRepo;
-use crate::jobs::JobState;
+use crate::jobs::{Event, JobState};
 use crate::paths;
 use crate::plugins::Registry;
 use crate::store::{Job, JobFilter, NewJob, Store, StoreError, TaskCounts};
@@ -35,7 +35,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
-        .route("/api/v1/jobs/{id}", get(get_job))
+        .route(
+            "/api/v1/jobs/{id}",
+            get(get_job).patch(patch_job).delete(delete_job),
+        )
+        .route("/api/v1/jobs/{id}/{action}", post(control_job))
         .route("/api/v1/jobs/{id}/tasks", get(list_tasks))
         .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/assets", get(list_assets))
@@ -49,6 +53,8 @@ pub struct ApiError {
     status: StatusCode,
     field: Option<String>,
     message: String,
+    /// The job's current state, for a 409 on a forbidden transition.
+    state: Option<JobState>,
 }
 
 impl ApiError {
@@ -57,6 +63,7 @@ impl ApiError {
             status,
             field: field.map(str::to_string),
             message: message.into(),
+            state: None,
         }
     }
 
@@ -67,15 +74,30 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "field": self.field, "message": self.message } });
+        let mut error = json!({ "field": self.field, "message": self.message });
+        if let Some(state) = self.state {
+            error["state"] = json!(state.as_str());
+        }
+        let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error in a request");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+        match e {
+            StoreError::NoJob(id) => {
+                ApiError::new(StatusCode::NOT_FOUND, Some("id"), format!("no job {id:?}"))
+            }
+            StoreError::Forbidden(f) => ApiError {
+                state: Some(f.from),
+                ..ApiError::new(StatusCode::CONFLICT, None, f.to_string())
+            },
+            other => {
+                tracing::error!(error = %other, "store error in a request");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, other.to_string())
+            }
+        }
     }
 }
 
@@ -258,12 +280,8 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
     })
 }
 
-async fn submit_job(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let caller = caller(&headers)?;
+/// Refuses a body that is not declared as JSON.
+fn require_json(headers: &HeaderMap) -> ApiResult<()> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -279,6 +297,16 @@ async fn submit_job(
             "must be application/json",
         ));
     }
+    Ok(())
+}
+
+async fn submit_job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = caller(&headers)?;
+    require_json(&headers)?;
     let new_job = parse_submission(&body, &caller, &app.registry)?;
     let job = app.store.insert_job(&new_job).await?;
     app.store
@@ -316,6 +344,111 @@ async fn get_job(
     let job = find_job(&app, &caller, &id).await?;
     let counts = app.store.task_counts(&job).await?;
     Ok(Json(job_json(&job, counts)))
+}
+
+/// `POST /api/v1/jobs/{id}/{cancel|pause|resume|restart|confirm}`.
+async fn control_job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let event = match action.as_str() {
+        "cancel" => Event::Cancel,
+        "pause" => Event::Pause,
+        "resume" => Event::Resume,
+        "restart" => Event::Restart,
+        "confirm" => Event::Confirm,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                Some("action"),
+                format!(
+                    "unknown action {action:?}; one of cancel, pause, resume, restart, confirm"
+                ),
+            ));
+        }
+    };
+    let job = find_job(&app, &caller, &id).await?;
+    app.store.apply(&job.id, event, "api").await?;
+    if event == Event::Restart {
+        app.store.clear_tasks(&job.id).await?;
+    }
+    app.store
+        .log(
+            &job.id,
+            "info",
+            &format!("{action} requested by {}", caller.user),
+        )
+        .await?;
+    app.wake.notify_one();
+    let job = find_job(&app, &caller, &id).await?;
+    let counts = app.store.task_counts(&job).await?;
+    Ok(Json(job_json(&job, counts)))
+}
+
+/// `PATCH /api/v1/jobs/{id}` with `{"priority": N}`: takes effect at the next claim.
+async fn patch_job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    require_json(&headers)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(body) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = body.keys().find(|k| k.as_str() != "priority") {
+        return Err(ApiError::bad(
+            unknown,
+            "unknown field; only priority can change",
+        ));
+    }
+    let priority = match body.get("priority") {
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => p,
+            _ => return Err(ApiError::bad("priority", "must be a 32-bit integer")),
+        },
+        Some(_) => return Err(ApiError::bad("priority", "must be an integer")),
+        None => return Err(ApiError::bad("priority", "is required")),
+    };
+    let job = find_job(&app, &caller, &id).await?;
+    app.store.set_priority(&job.id, priority).await?;
+    app.store
+        .log(
+            &job.id,
+            "info",
+            &format!("priority set to {priority} by {}", caller.user),
+        )
+        .await?;
+    app.wake.notify_one();
+    let job = find_job(&app, &caller, &id).await?;
+    let counts = app.store.task_counts(&job).await?;
+    Ok(Json(job_json(&job, counts)))
+}
+
+/// `DELETE /api/v1/jobs/{id}`: only a job that has ended.
+async fn delete_job(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let caller = caller(&headers)?;
+    let job = find_job(&app, &caller, &id).await?;
+    app.store.delete_job(&job.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Reads an integer query parameter within bounds.

@@ -56,7 +56,7 @@ pub struct Scheduler {
     config: SchedulerConfig,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
-    finishing: Mutex<HashSet<String>>,
+    busy: Mutex<HashSet<String>>,
     contexts: Mutex<HashMap<String, (JobContext, Arc<Plugin>)>>,
 }
 
@@ -81,7 +81,7 @@ impl Scheduler {
             config,
             wake: Arc::new(Notify::new()),
             slots,
-            finishing: Mutex::new(HashSet::new()),
+            busy: Mutex::new(HashSet::new()),
             contexts: Mutex::new(HashMap::new()),
         })
     }
@@ -124,6 +124,9 @@ impl Scheduler {
             (JobState::Failing, Event::Failed),
         ] {
             for id in self.store.idle_jobs(draining).await? {
+                if self.busy.lock().expect("lock").contains(&id) {
+                    continue; // its plan or finish call is still running
+                }
                 let to = self.store.apply(&id, event, server).await?;
                 self.store.log(&id, "info", &format!("job is {to}")).await?;
                 self.forget(&id);
@@ -133,11 +136,11 @@ impl Scheduler {
             self.store.apply(&id, Event::Start, server).await?;
         }
         for id in self.store.drained_jobs(JobState::Active).await? {
-            if !self.finishing.lock().expect("lock").insert(id.clone()) {
+            if !self.busy.lock().expect("lock").insert(id.clone()) {
                 continue;
             }
             let Some(permit) = self.slot() else {
-                self.finishing.lock().expect("lock").remove(&id);
+                self.busy.lock().expect("lock").remove(&id);
                 return Ok(());
             };
             tokio::spawn(self.clone().finish(id, permit));
@@ -148,7 +151,11 @@ impl Scheduler {
                 let Some(permit) = self.slot() else {
                     return Ok(());
                 };
-                self.store.apply(&id, Event::Prepare, server).await?;
+                self.busy.lock().expect("lock").insert(id.clone());
+                if let Err(e) = self.store.apply(&id, Event::Prepare, server).await {
+                    self.busy.lock().expect("lock").remove(&id);
+                    return Err(e);
+                }
                 tokio::spawn(self.clone().plan(id, permit));
             }
         }
@@ -297,6 +304,7 @@ impl Scheduler {
             }
             Err(reason) => self.fail_job(&id, &reason).await,
         }
+        self.busy.lock().expect("lock").remove(&id);
         self.wake.notify_one();
     }
 
@@ -520,7 +528,7 @@ impl Scheduler {
             Err(reason) => self.fail_job(&id, &reason).await,
         }
         self.forget(&id);
-        self.finishing.lock().expect("lock").remove(&id);
+        self.busy.lock().expect("lock").remove(&id);
         self.wake.notify_one();
     }
 }

@@ -296,7 +296,9 @@ impl Store {
             let now = now_ms();
             let done = sqlx::query(
                 "UPDATE jobs SET state = ?1, updated_at = ?2, \
-                 started_at = CASE WHEN ?1 = 'Active' AND started_at IS NULL THEN ?2 ELSE started_at END, \
+                 started_at = CASE WHEN ?1 = 'Active' AND started_at IS NULL THEN ?2 \
+                                   WHEN ?1 = 'New' THEN NULL ELSE started_at END, \
+                 error = CASE WHEN ?1 = 'New' THEN NULL ELSE error END, \
                  completed_at = CASE WHEN ?1 IN ('Complete', 'Failed', 'Cancelled') THEN ?2 \
                                      WHEN ?1 = 'New' THEN NULL ELSE completed_at END, \
                  server_name = CASE WHEN ?1 IN ('Preparing', 'Active') THEN ?3 ELSE server_name END \
@@ -314,6 +316,58 @@ impl Store {
             }
             // The state changed under us: read it again and re-check.
         }
+    }
+
+    /// Changes a job's priority unless it has ended; returns the job's state.
+    pub async fn set_priority(&self, id: &str, priority: i64) -> Result<JobState> {
+        let done = sqlx::query(
+            "UPDATE jobs SET priority = ?, updated_at = ? WHERE id = ? \
+             AND state NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(priority)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let job = self
+            .get_job(id)
+            .await?
+            .ok_or_else(|| StoreError::NoJob(id.to_string()))?;
+        if done.rows_affected() == 0 {
+            return Err(Forbidden {
+                from: job.state(),
+                event: "change priority",
+            }
+            .into());
+        }
+        Ok(job.state())
+    }
+
+    /// Deletes a job that has ended, with its tasks and logs.
+    pub async fn delete_job(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NoJob(id.to_string()))?;
+        let state = JobState::from_str(&state).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        if !state.is_final() {
+            return Err(Forbidden {
+                from: state,
+                event: "be deleted before it ends",
+            }
+            .into());
+        }
+        for sql in [
+            "DELETE FROM tasks WHERE job_id = ?",
+            "DELETE FROM job_logs WHERE job_id = ?",
+            "DELETE FROM jobs WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records why a job failed.
