@@ -41,6 +41,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/jobs/{id}/{action}", post(control_job))
         .route("/api/v1/jobs/{id}/tasks", get(list_tasks))
+        .route("/api/v1/jobs/{id}/logs", get(job_logs))
+        .route("/api/v1/jobs/{id}/logs/download", get(job_logs_download))
+        .route("/api/v1/jobs/{id}/report", get(job_report))
         .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/assets", get(list_assets))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
@@ -449,6 +452,114 @@ async fn delete_job(
     let job = find_job(&app, &caller, &id).await?;
     app.store.delete_job(&job.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A log line as text: `2026-11-24T10:00:00.000Z INFO message`.
+fn log_line((at, level, message): &(i64, String, String)) -> String {
+    let at = timestamp(Some(*at));
+    format!(
+        "{} {} {message}",
+        at.as_str().unwrap_or("-"),
+        level.to_uppercase()
+    )
+}
+
+/// `GET /api/v1/jobs/{id}/logs?offset=&limit=&tail=`.
+async fn job_logs(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let job = find_job(&app, &caller, &id).await?;
+    let total = app.store.log_count(&job.id).await? as u64;
+    if query.contains_key("tail") && query.contains_key("offset") {
+        return Err(ApiError::bad("tail", "cannot be combined with offset"));
+    }
+    let (offset, limit) = if query.contains_key("tail") {
+        let tail = int_param(&query, "tail", 100, 1, 10_000)?;
+        (total.saturating_sub(tail), tail)
+    } else {
+        (
+            int_param(&query, "offset", 0, 0, i64::MAX as u64)?,
+            int_param(&query, "limit", 100, 1, 10_000)?,
+        )
+    };
+    let lines: Vec<String> = app
+        .store
+        .logs(&job.id, offset as i64, limit as i64)
+        .await?
+        .iter()
+        .map(log_line)
+        .collect();
+    let has_more = offset + (lines.len() as u64) < total;
+    Ok(Json(
+        json!({ "lines": lines, "offset": offset, "limit": limit, "total": total, "hasMore": has_more }),
+    ))
+}
+
+/// `GET /api/v1/jobs/{id}/logs/download`: the log as `{id}.log` in a ZIP.
+async fn job_logs_download(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let caller = caller(&headers)?;
+    let job = find_job(&app, &caller, &id).await?;
+    let total = app.store.log_count(&job.id).await?;
+    let mut text = String::new();
+    for line in app.store.logs(&job.id, 0, total).await? {
+        text.push_str(&log_line(&line));
+        text.push('\n');
+    }
+    let zipped = zip_one(&format!("{}.log", job.id), text.as_bytes()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("zipping the log: {e}"),
+        )
+    })?;
+    let disposition = format!("attachment; filename=\"{}-logs.zip\"", job.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        zipped,
+    )
+        .into_response())
+}
+
+/// A ZIP archive holding one file.
+fn zip_one(name: &str, data: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    writer.start_file(name, options)?;
+    writer.write_all(data)?;
+    Ok(writer.finish()?.into_inner())
+}
+
+/// `GET /api/v1/jobs/{id}/report`: one CSV row per item.
+async fn job_report(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let caller = caller(&headers)?;
+    let job = find_job(&app, &caller, &id).await?;
+    let csv = crate::report::csv(&app.store.all_tasks(&job.id).await?);
+    let disposition = format!("attachment; filename=\"{}.csv\"", job.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        csv,
+    )
+        .into_response())
 }
 
 /// Reads an integer query parameter within bounds.

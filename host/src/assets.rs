@@ -206,7 +206,9 @@ impl AssetRepo {
         Ok(stat)
     }
 
-    async fn put_binary(
+    /// Creates or replaces an asset without looking for references in it
+    /// (for files the host itself writes, such as job reports).
+    pub async fn put_binary(
         &self,
         tenant: &str,
         path: &str,

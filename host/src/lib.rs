@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod jobs;
 pub mod paths;
 pub mod plugins;
+pub mod report;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

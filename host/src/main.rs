@@ -74,6 +74,13 @@ struct ServeArgs {
     /// Linear memory one plugin instance may use, in MiB.
     #[arg(long, default_value_t = (Limits::default().memory >> 20) as u64)]
     task_memory_mb: u64,
+    /// The asset folder job reports are written to, in each job's tenant.
+    #[arg(
+        long,
+        env = "WASMQ_REPORT_FOLDER",
+        default_value = "/system/wasmq/reports"
+    )]
+    report_folder: String,
     /// This node's name on the jobs it runs [default: the host name].
     #[arg(long, env = "WASMQ_SERVER_NAME")]
     server_name: Option<String>,
@@ -192,6 +199,8 @@ async fn run(command: Command) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    wasmq::paths::validate(&args.report_folder)
+        .map_err(|e| anyhow::anyhow!("--report-folder {:?} {e}", args.report_folder))?;
     let server_name = match args.server_name {
         Some(name) => name,
         None => std::fs::read_to_string("/etc/hostname")
@@ -217,6 +226,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             ..Limits::default()
         },
         server_name,
+        report_folder: args.report_folder,
     })
     .await
 }

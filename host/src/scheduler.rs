@@ -35,6 +35,8 @@ pub struct SchedulerConfig {
     pub failure: FailureThreshold,
     /// This node's name, recorded on the jobs it runs.
     pub server_name: String,
+    /// The asset folder each tenant's job reports are written to when a job ends.
+    pub report_folder: String,
 }
 
 impl SchedulerConfig {
@@ -129,6 +131,9 @@ impl Scheduler {
                 }
                 let to = self.store.apply(&id, event, server).await?;
                 self.store.log(&id, "info", &format!("job is {to}")).await?;
+                if to.is_final() {
+                    self.write_report(&id).await;
+                }
                 self.forget(&id);
             }
         }
@@ -223,6 +228,46 @@ impl Scheduler {
             store: self.store.clone(),
             assets: self.assets.clone(),
             host_timeout: self.config.host_timeout,
+        }
+    }
+
+    /// Writes the job's report into its tenant's asset store.
+    async fn write_report(&self, id: &str) {
+        let written = async {
+            let job = self
+                .store
+                .get_job(id)
+                .await?
+                .ok_or_else(|| StoreError::NoJob(id.into()))?;
+            let csv = crate::report::csv(&self.store.all_tasks(id).await?);
+            let path = format!(
+                "{}/{id}.csv",
+                self.config.report_folder.trim_end_matches('/')
+            );
+            match self
+                .assets
+                .put_binary(&job.tenant, &path, csv.into(), "text/csv")
+                .await
+            {
+                Ok(_) => {
+                    self.store
+                        .log(id, "info", &format!("report written to {path}"))
+                        .await
+                }
+                Err(e) => {
+                    self.store
+                        .log(
+                            id,
+                            "error",
+                            &format!("could not write the report to {path}: {e}"),
+                        )
+                        .await
+                }
+            }
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(job = id, error = %e, "could not write the job report");
         }
     }
 
@@ -518,6 +563,7 @@ impl Scheduler {
                 {
                     Ok(_) => {
                         self.store.log(&id, "info", &message).await.ok();
+                        self.write_report(&id).await;
                         tracing::info!(job = %id, "{message}");
                     }
                     Err(e) => {

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// This node's name.
     pub server_name: String,
+    /// The asset folder job reports are written to.
+    pub report_folder: String,
 }
 
 /// The files of a data directory.
@@ -93,6 +95,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
             retry_base: Duration::from_millis(500),
             failure: FailureThreshold::default(),
             server_name: config.server_name.clone(),
+            report_folder: config.report_folder.clone(),
         },
     );
     let wake = scheduler.waker();

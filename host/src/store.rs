@@ -439,6 +439,33 @@ impl Store {
         Ok(())
     }
 
+    /// How many log lines a job has.
+    pub async fn log_count(&self, id: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM job_logs WHERE job_id = ?")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A page of a job's log, oldest first, as `(at ms, level, message)`.
+    pub async fn logs(
+        &self,
+        id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT at, level, message FROM job_logs WHERE job_id = ? ORDER BY id LIMIT ? OFFSET ?",
+        )
+        .bind(id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Appends tasks to a job (numbered after the existing ones); returns the new total.
     pub async fn add_tasks(&self, id: &str, tasks: &[(String, Vec<u8>)]) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
@@ -653,6 +680,19 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Every task of a job in plan order (for its report).
+    pub async fn all_tasks(&self, job_id: &str) -> Result<Vec<TaskRow>> {
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_tasks(job_id, all.len() as i64, 10_000).await?;
+            let done = page.len() < 10_000;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
     }
 
     /// After a restart of this (single) host: tasks that were running are
