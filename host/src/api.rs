@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::assets::AssetRepo;
-use crate::jobs::{Event, JobState};
+use crate::jobs::{Event, JobState, transition};
 use crate::paths;
 use crate::plugins::Registry;
 use crate::store::{Job, JobFilter, NewJob, Store, StoreError, TaskCounts};
@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/logs", get(job_logs))
         .route("/api/v1/jobs/{id}/logs/download", get(job_logs_download))
         .route("/api/v1/jobs/{id}/report", get(job_report))
+        .route("/api/v1/history", get(history))
         .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/assets", get(list_assets))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
@@ -89,6 +90,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
+            StoreError::NameTaken(name) => ApiError::new(
+                StatusCode::CONFLICT,
+                Some("name"),
+                format!("this tenant already has a job named {name:?}"),
+            ),
             StoreError::NoJob(id) => {
                 ApiError::new(StatusCode::NOT_FOUND, Some("id"), format!("no job {id:?}"))
             }
@@ -159,6 +165,9 @@ const SUBMIT_FIELDS: &[&str] = &[
     "priority",
     "name",
     "description",
+    "comments",
+    "locale",
+    "submitterEmail",
     "requireConfirmation",
 ];
 
@@ -256,6 +265,25 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
         };
     let name = text(&mut body, "name", 200)?;
     let description = text(&mut body, "description", 4000)?;
+    let comments = text(&mut body, "comments", 4000)?;
+    let locale = text(&mut body, "locale", 35)?;
+    if let Some(tag) = &locale
+        && !valid_locale(tag)
+    {
+        return Err(ApiError::bad(
+            "locale",
+            format!("{tag:?} is not a language tag such as en-US"),
+        ));
+    }
+    let submitter_email = text(&mut body, "submitterEmail", 254)?;
+    if let Some(email) = &submitter_email
+        && !valid_email(email)
+    {
+        return Err(ApiError::bad(
+            "submitterEmail",
+            format!("{email:?} is not an email address"),
+        ));
+    }
     let require_confirmation = match body.remove("requireConfirmation") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
@@ -280,7 +308,34 @@ fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiRes
         name,
         description,
         created_by: caller.user.clone(),
+        comments,
+        locale,
+        submitter_email,
     })
+}
+
+/// A BCP 47-like language tag: `fr`, `en-US`, `zh-Hant-TW`.
+fn valid_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or("");
+    (2..=3).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// One `@` with text on both sides, a dot in the domain, no spaces.
+fn valid_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
 }
 
 /// Refuses a body that is not declared as JSON.
@@ -347,6 +402,29 @@ async fn get_job(
     let job = find_job(&app, &caller, &id).await?;
     let counts = app.store.task_counts(&job).await?;
     Ok(Json(job_json(&job, counts)))
+}
+
+/// `GET /api/v1/history?limit=N`: the caller's last N finished runs, most recent first.
+async fn history(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let caller = caller(&headers)?;
+    let filter = JobFilter {
+        tenant: Some(caller.tenant),
+        finished_only: true,
+        limit: int_param(&query, "limit", 10, 1, 1000)?,
+        ..JobFilter::default()
+    };
+    let (jobs, total) = app.store.list_jobs(&filter).await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        out.push(job_json(job, app.store.task_counts(job).await?));
+    }
+    Ok(Json(
+        json!({ "jobs": out, "total": total, "limit": filter.limit }),
+    ))
 }
 
 /// `POST /api/v1/jobs/{id}/{cancel|pause|resume|restart|confirm}`.
@@ -598,10 +676,31 @@ async fn list_jobs(
             )
         })?),
     };
+    let time = |name: &str| -> ApiResult<Option<i64>> {
+        match query.get(name) {
+            None => Ok(None),
+            Some(raw) => humantime::parse_rfc3339_weak(raw)
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| Some(d.as_millis() as i64))
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        name,
+                        format!("{raw:?} is not a time like 2026-11-24T10:00:00Z"),
+                    )
+                }),
+        }
+    };
     let filter = JobFilter {
         tenant: Some(caller.tenant),
         state,
         job_type: query.get("type").cloned(),
+        id: query.get("id").cloned(),
+        text: query.get("text").cloned(),
+        created_by: query.get("createdBy").cloned(),
+        created_after: time("createdAfter")?,
+        created_before: time("createdBefore")?,
+        finished_only: false,
         offset: int_param(&query, "offset", 0, 0, u32::MAX as u64)?,
         limit: int_param(&query, "limit", 50, 1, 1000)?,
     };
@@ -747,12 +846,43 @@ pub fn job_json(job: &Job, counts: TaskCounts) -> Value {
         "completedAt": timestamp(job.completed_at),
         "fuelUsed": job.fuel_used,
         "error": job.error,
+        "comments": job.comments,
+        "locale": job.locale,
+        "submitterEmail": job.submitter_email,
+        "totalSize": job.total_size,
+        "cancellable": transition(job.state(), Event::Cancel).is_ok(),
+        "pausable": transition(job.state(), Event::Pause).is_ok(),
+        "resumable": transition(job.state(), Event::Resume).is_ok(),
+        "restartable": transition(job.state(), Event::Restart).is_ok(),
+        "confirmable": transition(job.state(), Event::Confirm).is_ok(),
+        "deletable": job.state().is_final(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locales_and_emails() {
+        for ok in ["fr", "fr-FR", "ko-KR", "zh-Hant-TW", "en-US"] {
+            assert!(valid_locale(ok), "{ok}");
+        }
+        for bad in ["", "f", "french-FR", "fr_FR", "fr-", "12-FR"] {
+            assert!(!valid_locale(bad), "{bad}");
+        }
+        assert!(valid_email("ana@example.com"));
+        for bad in [
+            "ana",
+            "@example.com",
+            "ana@example",
+            "ana@.com",
+            "a na@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn int_params_are_bounded() {

@@ -332,6 +332,9 @@ impl Scheduler {
         .await;
         match outcome {
             Ok(()) => {
+                if let Err(e) = self.store.compute_total_size(&id).await {
+                    tracing::warn!(job = %id, error = %e, "could not sum the job's size");
+                }
                 let job = self.store.get_job(&id).await.ok().flatten();
                 let confirm = job.as_ref().is_some_and(|j| j.require_confirmation);
                 let total = job.map(|j| j.total).unwrap_or(0);

@@ -25,6 +25,8 @@ pub enum StoreError {
     Forbidden(#[from] Forbidden),
     #[error("no job {0}")]
     NoJob(String),
+    #[error("this tenant already has a job named {0:?}")]
+    NameTaken(String),
 }
 
 /// Result of store calls.
@@ -69,6 +71,10 @@ pub struct Job {
     pub progress_at: Option<i64>,
     pub fuel_used: i64,
     pub error: Option<String>,
+    pub comments: Option<String>,
+    pub locale: Option<String>,
+    pub submitter_email: Option<String>,
+    pub total_size: i64,
 }
 
 /// A [`JobState`] read from a text column.
@@ -110,6 +116,9 @@ pub struct NewJob {
     pub name: Option<String>,
     pub description: Option<String>,
     pub created_by: String,
+    pub comments: Option<String>,
+    pub locale: Option<String>,
+    pub submitter_email: Option<String>,
 }
 
 /// Filters for listing jobs.
@@ -118,6 +127,17 @@ pub struct JobFilter {
     pub tenant: Option<String>,
     pub state: Option<JobState>,
     pub job_type: Option<String>,
+    /// Jobs whose id starts with this.
+    pub id: Option<String>,
+    /// Text found in the name or description (case-insensitive).
+    pub text: Option<String>,
+    pub created_by: Option<String>,
+    /// Created at or after (ms).
+    pub created_after: Option<i64>,
+    /// Created before (ms).
+    pub created_before: Option<i64>,
+    /// Only jobs that have ended, most recently ended first.
+    pub finished_only: bool,
     pub offset: u64,
     pub limit: u64,
 }
@@ -178,7 +198,7 @@ pub struct Store {
 const JOB_COLUMNS: &str = "id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
     excluded_paths, params, priority, require_confirmation, name, description, created_by, server_name, \
     created_at, started_at, completed_at, updated_at, total, succeeded, failed, progress_message, \
-    progress_at, fuel_used, error";
+    progress_at, fuel_used, error, comments, locale, submitter_email, total_size";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `file` and migrates it.
@@ -209,8 +229,9 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO jobs (id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
-             excluded_paths, params, priority, require_confirmation, name, description, created_by, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             excluded_paths, params, priority, require_confirmation, name, description, created_by, created_at, \
+             updated_at, comments, locale, submitter_email) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&job.tenant)
@@ -229,8 +250,17 @@ impl Store {
         .bind(&job.created_by)
         .bind(now)
         .bind(now)
+        .bind(&job.comments)
+        .bind(&job.locale)
+        .bind(&job.submitter_email)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::NameTaken(job.name.clone().unwrap_or_default())
+            }
+            other => StoreError::Db(other),
+        })?;
         self.get_job(&id).await?.ok_or(StoreError::NoJob(id))
     }
 
@@ -256,16 +286,52 @@ impl Store {
             if let Some(job_type) = &f.job_type {
                 q.push(" AND job_type = ").push_bind(job_type);
             }
+            if let Some(id) = &f.id {
+                q.push(" AND substr(id, 1, length(")
+                    .push_bind(id)
+                    .push(")) = ")
+                    .push_bind(id);
+            }
+            if let Some(text) = &f.text {
+                let pattern = format!(
+                    "%{}%",
+                    text.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                q.push(" AND (coalesce(description, '') LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\'");
+                q.push(" OR coalesce(name, '') LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\')");
+            }
+            if let Some(user) = &f.created_by {
+                q.push(" AND created_by = ").push_bind(user);
+            }
+            if let Some(after) = f.created_after {
+                q.push(" AND created_at >= ").push_bind(after);
+            }
+            if let Some(before) = f.created_before {
+                q.push(" AND created_at < ").push_bind(before);
+            }
+            if f.finished_only {
+                q.push(" AND state IN ('Complete', 'Failed', 'Cancelled')");
+            }
         }
         let mut count = QueryBuilder::new("SELECT count(*) FROM jobs");
         conditions(&mut count, filter);
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
         let mut q = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
         conditions(&mut q, filter);
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(filter.limit as i64)
-            .push(" OFFSET ")
-            .push_bind(filter.offset as i64);
+        q.push(if filter.finished_only {
+            " ORDER BY completed_at DESC, id DESC LIMIT "
+        } else {
+            " ORDER BY created_at DESC, id DESC LIMIT "
+        })
+        .push_bind(filter.limit as i64)
+        .push(" OFFSET ")
+        .push_bind(filter.offset as i64);
         let jobs = q.build_query_as::<Job>().fetch_all(&self.pool).await?;
         Ok((jobs, total as u64))
     }
@@ -368,6 +434,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Sums the sizes of the assets a job's tasks are about.
+    pub async fn compute_total_size(&self, id: &str) -> Result<i64> {
+        sqlx::query(
+            "UPDATE jobs SET total_size = (SELECT coalesce(sum(a.size), 0) FROM tasks t \
+             JOIN assets a ON a.tenant = jobs.tenant AND a.path = t.path WHERE t.job_id = jobs.id) WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT total_size FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Records why a job failed.

@@ -19,6 +19,9 @@ fn new_job(tenant: &str) -> NewJob {
         name: None,
         description: Some("test".into()),
         created_by: "alice".into(),
+        comments: None,
+        locale: Some("fr-FR".into()),
+        submitter_email: None,
     }
 }
 
@@ -229,9 +232,8 @@ async fn listing_filters_by_tenant_state_and_type() {
     let list = |tenant: &str, state| JobFilter {
         tenant: Some(tenant.into()),
         state,
-        job_type: None,
-        offset: 0,
         limit: 10,
+        ..JobFilter::default()
     };
     assert_eq!(store.list_jobs(&list("t1", None)).await.unwrap().1, 2);
     assert_eq!(store.list_jobs(&list("t2", None)).await.unwrap().1, 1);
@@ -243,4 +245,52 @@ async fn listing_filters_by_tenant_state_and_type() {
     let mut by_type = list("t1", None);
     by_type.job_type = Some("move".into());
     assert_eq!(store.list_jobs(&by_type).await.unwrap().1, 0);
+    let mut by_text = list("t1", None);
+    by_text.text = Some("TES".into());
+    assert_eq!(
+        store.list_jobs(&by_text).await.unwrap().1,
+        2,
+        "description match ignores case"
+    );
+    by_text.text = Some("%".into());
+    assert_eq!(
+        store.list_jobs(&by_text).await.unwrap().1,
+        0,
+        "% is literal text"
+    );
+    let mut by_id = list("t1", None);
+    by_id.id = Some(a.id[..8].to_string());
+    assert!(
+        store
+            .list_jobs(&by_id)
+            .await
+            .unwrap()
+            .0
+            .iter()
+            .any(|j| j.id == a.id)
+    );
+    let mut window = list("t1", None);
+    window.created_after = Some(wasmq::store::now_ms() + 60_000);
+    assert_eq!(store.list_jobs(&window).await.unwrap().1, 0);
+    store.apply(&a.id, Event::Cancelled, "n").await.unwrap();
+    let mut history = list("t1", None);
+    history.finished_only = true;
+    assert_eq!(store.list_jobs(&history).await.unwrap().1, 1);
+}
+
+#[tokio::test]
+async fn names_are_unique_per_tenant() {
+    let (_dir, store) = open().await;
+    let named = |tenant: &str| NewJob {
+        name: Some("nightly".into()),
+        ..new_job(tenant)
+    };
+    store.insert_job(&named("t1")).await.unwrap();
+    store.insert_job(&named("t2")).await.unwrap();
+    assert!(matches!(
+        store.insert_job(&named("t1")).await,
+        Err(StoreError::NameTaken(_))
+    ));
+    store.insert_job(&new_job("t1")).await.unwrap();
+    store.insert_job(&new_job("t1")).await.unwrap();
 }
