@@ -1,7 +1,7 @@
 //! The `chaos` job type: a misbehaving plugin for tests of the host's limits.
 //! Each entry of the param `tasks` becomes a task that behaves as named.
 //!
-//! Modes: `ok` (succeeds), `loop` (spins forever), `panic`, `memory` (grows
+//! Modes: `ok` (succeeds), `slow` (busy for 100 ms, then succeeds), `loop` (spins forever), `panic`, `memory` (grows
 //! linear memory without end), `stack` (recurses without end), `fail`
 //! (returns a permanent error), `undeclared` (calls a capability it did not declare).
 
@@ -18,6 +18,7 @@ struct Params {
 
 const MODES: &[&str] = &[
     "ok",
+    "slow",
     "loop",
     "panic",
     "memory",
@@ -61,6 +62,13 @@ impl JobType for Chaos {
     fn run_task(_job: &Job, task: Task) -> Result<TaskOutcome, Error> {
         match task.input.as_slice() {
             b"ok" => Ok(TaskOutcome::ok("fine")),
+            b"slow" => {
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(100) {
+                    std::hint::black_box(start);
+                }
+                Ok(TaskOutcome::ok("fine, slowly"))
+            }
             b"loop" => spin(),
             b"panic" => panic!("chaos: asked to panic"),
             b"memory" => {

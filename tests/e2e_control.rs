@@ -1,0 +1,212 @@
+//! Acting on jobs over HTTP: pause and resume from where a job stood, cancel,
+//! restart, confirm, priority, delete, and the transitions the state machine forbids.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wasmq_e2e::{Options, Server};
+
+fn slow_job(n: usize) -> serde_json::Value {
+    json!({"type": "chaos", "path": "/content/dam/slow", "params": {"tasks": vec!["slow"; n]}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_then_resume_runs_every_task_exactly_once() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(1),
+        ..Default::default()
+    });
+    let id = server.submit(&slow_job(12)).await;
+    server
+        .wait_for(&id, &["Active"], Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, job) = server.action(&id, "pause").await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (200, Some("Pausing")),
+        "{job}"
+    );
+    let paused = server
+        .wait_for(&id, &["Paused"], Duration::from_secs(30))
+        .await;
+    let done_at_pause = paused["counts"]["succeeded"].as_i64().unwrap();
+    assert!(done_at_pause > 0 && done_at_pause < 12, "{paused}");
+    assert_eq!(paused["resumable"], true);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, still) = server.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(
+        still["counts"]["succeeded"], done_at_pause,
+        "nothing runs while paused"
+    );
+
+    let (status, job) = server.action(&id, "resume").await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (200, Some("Ready")),
+        "{job}"
+    );
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Complete", "{job}");
+    let tasks = server.tasks(&id).await;
+    assert_eq!(tasks.len(), 12);
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["state"] == "succeeded" && t["attempts"] == 1),
+        "{tasks:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_restart_delete_and_forbidden_transitions() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(1),
+        ..Default::default()
+    });
+    let id = server.submit(&slow_job(30)).await;
+    server
+        .wait_for(&id, &["Active"], Duration::from_secs(60))
+        .await;
+
+    let (status, body) = server
+        .send(server.request(reqwest::Method::DELETE, &format!("/api/v1/jobs/{id}")))
+        .await;
+    assert_eq!(
+        (status, body["error"]["state"].as_str()),
+        (409, Some("Active")),
+        "an active job stays: {body}"
+    );
+    let (status, body) = server.action(&id, "restart").await;
+    assert_eq!(
+        (status, body["error"]["state"].as_str()),
+        (409, Some("Active")),
+        "{body}"
+    );
+    let (status, body) = server.action(&id, "launch").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (404, Some("action")),
+        "{body}"
+    );
+
+    let (status, body) = server
+        .send(
+            server
+                .request(reqwest::Method::PATCH, &format!("/api/v1/jobs/{id}"))
+                .json(&json!({"priority": 7})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["priority"].as_i64()),
+        (200, Some(7)),
+        "{body}"
+    );
+    let (status, body) = server
+        .send(
+            server
+                .request(reqwest::Method::PATCH, &format!("/api/v1/jobs/{id}"))
+                .json(&json!({"state": "Complete"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("state")),
+        "{body}"
+    );
+
+    let (status, body) = server.action(&id, "cancel").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("Cancelling")),
+        "{body}"
+    );
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Cancelled", "{job}");
+    assert!(
+        job["counts"]["pending"].as_i64().unwrap() > 0,
+        "cancelled before the end: {job}"
+    );
+    let (status, body) = server.action(&id, "resume").await;
+    assert_eq!(
+        (status, body["error"]["state"].as_str()),
+        (409, Some("Cancelled")),
+        "{body}"
+    );
+    let (status, body) = server
+        .send(
+            server
+                .request(reqwest::Method::PATCH, &format!("/api/v1/jobs/{id}"))
+                .json(&json!({"priority": 1})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+
+    // Restart runs it again from scratch.
+    let (status, body) = server.action(&id, "restart").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("New")),
+        "{body}"
+    );
+    server
+        .wait_for(&id, &["Active"], Duration::from_secs(60))
+        .await;
+    server.action(&id, "cancel").await;
+    server.wait_done(&id).await;
+
+    let (status, history) = server.get("/api/v1/history?limit=5").await;
+    assert_eq!(status, 200);
+    assert_eq!(history["jobs"][0]["id"], id.as_str());
+
+    let response = server
+        .request(reqwest::Method::DELETE, &format!("/api/v1/jobs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(server.get(&format!("/api/v1/jobs/{id}")).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_requires_confirmation_waits_for_it() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        ..Default::default()
+    });
+    let mut body =
+        json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": ["ok", "ok"]}});
+    body["requireConfirmation"] = json!(true);
+    let id = server.submit(&body).await;
+    let job = server
+        .wait_for(&id, &["Suspended"], Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        (
+            job["counts"]["total"].as_i64(),
+            job["confirmable"].as_bool()
+        ),
+        (Some(2), Some(true)),
+        "planned, then waits"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.get(&format!("/api/v1/jobs/{id}")).await.1["state"],
+        "Suspended"
+    );
+    let (status, job) = server.action(&id, "confirm").await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (200, Some("Ready")),
+        "{job}"
+    );
+    assert_eq!(server.wait_done(&id).await["state"], "Complete");
+    let (status, body) = server.action(&id, "confirm").await;
+    assert_eq!(
+        (status, body["error"]["state"].as_str()),
+        (409, Some("Complete")),
+        "{body}"
+    );
+}

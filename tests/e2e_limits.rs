@@ -1,0 +1,103 @@
+//! A misbehaving plugin fails only its task: infinite loops (fuel and wall
+//! time), panics, memory bombs, stack overflows and undeclared capabilities.
+
+use serde_json::json;
+use wasmq_e2e::{Options, Server, task};
+
+fn assert_failed(tasks: &[serde_json::Value], suffix: &str, code: i64, words: &[&str]) {
+    let t = task(tasks, suffix);
+    assert_eq!(
+        (t["state"].as_str(), t["code"].as_i64()),
+        (Some("failed"), Some(code)),
+        "{t}"
+    );
+    let message = t["message"].as_str().unwrap().to_lowercase();
+    assert!(
+        words.iter().any(|w| message.contains(w)),
+        "{suffix}: {message:?} names none of {words:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_misbehaviour_fails_only_its_task() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(2),
+        task_fuel: Some(5_000_000_000),
+        task_timeout_ms: Some(10_000),
+        ..Default::default()
+    });
+    let modes = ["ok", "loop", "panic", "ok", "memory", "stack", "fail", "ok"];
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": modes}}))
+        .await;
+    let job = server.wait_done(&id).await;
+    assert_eq!(
+        job["state"], "Complete",
+        "task failures do not fail a small job: {job}"
+    );
+    let tasks = server.tasks(&id).await;
+    for suffix in ["0-ok", "3-ok", "7-ok"] {
+        assert_eq!(task(&tasks, suffix)["state"], "succeeded");
+    }
+    assert_failed(&tasks, "1-loop", 500, &["fuel limit of 5000000000"]);
+    assert_failed(&tasks, "2-panic", 500, &["panicked"]);
+    assert!(
+        task(&tasks, "2-panic")["message"]
+            .as_str()
+            .unwrap()
+            .contains("chaos: asked to panic")
+    );
+    assert_failed(&tasks, "4-memory", 500, &["memory limit"]);
+    assert_failed(&tasks, "5-stack", 500, &["stack overflow"]);
+    assert_failed(&tasks, "6-fail", 422, &["asked to fail"]);
+    assert_eq!(job["counts"]["failed"], 5);
+
+    // The host is unharmed and keeps running jobs.
+    assert!(server.is_alive().await);
+    let again = server.submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": ["ok", "ok"]}})).await;
+    assert_eq!(server.wait_done(&again).await["state"], "Complete");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loop_with_fuel_to_spare_hits_the_wall_time_limit() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        task_fuel: Some(u64::MAX / 4),
+        task_timeout_ms: Some(1000),
+        ..Default::default()
+    });
+    let id = server.submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": ["loop", "ok"]}})).await;
+    server.wait_done(&id).await;
+    let tasks = server.tasks(&id).await;
+    assert_failed(&tasks, "0-loop", 500, &["wall-time limit of 1s"]);
+    assert_eq!(task(&tasks, "1-ok")["state"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undeclared_capability_is_refused_and_logged() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        ..Default::default()
+    });
+    let id = server.submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": ["undeclared"]}})).await;
+    server.wait_done(&id).await;
+    let tasks = server.tasks(&id).await;
+    assert_failed(
+        &tasks,
+        "0-undeclared",
+        403,
+        &["capability `delete` was not declared"],
+    );
+    let (_, logs) = server
+        .get(&format!("/api/v1/jobs/{id}/logs?limit=100"))
+        .await;
+    let lines = logs["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .contains("WARN capability `delete` was not declared")),
+        "{logs}"
+    );
+}

@@ -1,0 +1,221 @@
+//! Bad requests get a 4xx with a JSON body naming the field and the reason,
+//! and create nothing.
+
+use serde_json::{Value, json};
+use wasmq_e2e::{Options, Server};
+
+async fn job_count(server: &Server) -> i64 {
+    let (status, list) = server.get("/api/v1/jobs").await;
+    assert_eq!(status, 200, "{list}");
+    list["total"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_submissions_are_refused_with_the_field_named() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_delete"],
+        ..Default::default()
+    });
+    let cases: Vec<(Value, Option<&str>, &str)> = vec![
+        (json!({"type": "delete"}), Some("path"), "required"),
+        (json!({"path": "/content/dam"}), Some("type"), "required"),
+        (
+            json!({"type": "nope", "path": "/content/dam"}),
+            Some("type"),
+            "delete",
+        ),
+        (
+            json!({"type": 7, "path": "/content/dam"}),
+            Some("type"),
+            "string",
+        ),
+        (
+            json!({"type": "delete", "path": "content/dam"}),
+            Some("path"),
+            "absolute",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam/../etc"}),
+            Some("path"),
+            "..",
+        ),
+        (
+            json!({"type": "delete", "path": "/content//dam"}),
+            Some("path"),
+            "empty segments",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam/"}),
+            Some("path"),
+            "empty segments",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "excludedPaths": ["/content/../x"]}),
+            Some("excludedPaths[0]"),
+            "..",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "excludedPaths": ["/content/other"]}),
+            Some("excludedPaths[0]"),
+            "below",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "excludedPaths": ["/content/dam/a", 3]}),
+            Some("excludedPaths[1]"),
+            "string",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "excludedPaths": "/content/dam/a"}),
+            Some("excludedPaths"),
+            "array",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "params": [1]}),
+            Some("params"),
+            "object",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "priority": 1.5}),
+            Some("priority"),
+            "integer",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "excludePaths": []}),
+            Some("excludePaths"),
+            "unknown field",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "locale": "french"}),
+            Some("locale"),
+            "language tag",
+        ),
+        (
+            json!({"type": "delete", "path": "/content/dam", "submitterEmail": "ana"}),
+            Some("submitterEmail"),
+            "email",
+        ),
+        (json!([1, 2]), None, "JSON object"),
+    ];
+    for (body, field, words) in cases {
+        let (status, answer) = server.post("/api/v1/jobs", &body).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert_eq!(
+            answer["error"]["field"].as_str(),
+            field,
+            "{body} -> {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(words),
+            "{body}: {message:?} lacks {words:?}"
+        );
+    }
+
+    let raw = |content_type: &'static str, body: &'static str| {
+        server
+            .request(reqwest::Method::POST, "/api/v1/jobs")
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let (status, answer) = server.send(raw("application/json", r#"{"type":"#)).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["field"].is_null()
+            && answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("JSON")
+    );
+    let (status, answer) = server
+        .send(raw(
+            "text/plain",
+            r#"{"type":"delete","path":"/content/dam"}"#,
+        ))
+        .await;
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = server
+        .send(
+            server
+                .request(reqwest::Method::POST, "/api/v1/jobs")
+                .header("x-wasmq-tenant", "Bad Tenant")
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (400, Some("X-Wasmq-Tenant"))
+    );
+
+    assert_eq!(job_count(&server).await, 0, "nothing was created");
+
+    // A good submission still works; its name is unique per tenant.
+    let good = json!({"type": "delete", "path": "/content/dam/none", "name": "nightly"});
+    let (status, job) = server.post("/api/v1/jobs", &good).await;
+    assert_eq!(status, 202, "{job}");
+    assert!(job["id"].is_string() && job["state"] == "New", "{job}");
+    let (status, answer) = server.post("/api/v1/jobs", &good).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (409, Some("name")),
+        "{answer}"
+    );
+    assert_eq!(job_count(&server).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_queries_and_unknown_ids() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_delete"],
+        ..Default::default()
+    });
+    let checks: [(&str, u16, Option<&str>); 9] = [
+        ("/api/v1/jobs/does-not-exist", 404, Some("id")),
+        ("/api/v1/jobs/does-not-exist/tasks", 404, Some("id")),
+        ("/api/v1/jobs/does-not-exist/logs", 404, Some("id")),
+        ("/api/v1/jobs?state=Bogus", 400, Some("state")),
+        ("/api/v1/jobs?limit=0", 400, Some("limit")),
+        (
+            "/api/v1/jobs?createdAfter=yesterday",
+            400,
+            Some("createdAfter"),
+        ),
+        ("/api/v1/assets", 400, Some("path")),
+        ("/api/v1/assets?path=/a/../b", 400, Some("path")),
+        ("/api/v1/nothing-here", 404, None),
+    ];
+    for (path, status, field) in checks {
+        let (got, body) = server.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(body["error"]["field"].as_str(), field, "{path}: {body}");
+        assert!(body["error"]["message"].is_string(), "{path}: {body}");
+    }
+    let (status, body) = server.action("does-not-exist", "cancel").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (404, Some("id")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenant_cannot_see_a_job() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_delete"],
+        ..Default::default()
+    });
+    let id = server
+        .submit(&json!({"type": "delete", "path": "/content/dam/none"}))
+        .await;
+    let (status, _) = server
+        .send(
+            server
+                .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"))
+                .header("x-wasmq-tenant", "other"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, list) = server
+        .send(
+            server
+                .request(reqwest::Method::GET, "/api/v1/jobs")
+                .header("x-wasmq-tenant", "other"),
+        )
+        .await;
+    assert_eq!(list["total"], 0);
+}
