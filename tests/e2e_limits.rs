@@ -25,7 +25,6 @@ async fn each_misbehaviour_fails_only_its_task() {
         workers: Some(2),
         task_fuel: Some(5_000_000_000),
         task_timeout_ms: Some(10_000),
-        ..Default::default()
     });
     let modes = ["ok", "loop", "panic", "ok", "memory", "stack", "fail", "ok"];
     let id = server
