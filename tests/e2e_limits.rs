@@ -25,6 +25,7 @@ async fn each_misbehaviour_fails_only_its_task() {
         workers: Some(2),
         task_fuel: Some(5_000_000_000),
         task_timeout_ms: Some(10_000),
+        ..Default::default()
     });
     let modes = ["ok", "loop", "panic", "ok", "memory", "stack", "fail", "ok"];
     let id = server
@@ -99,4 +100,84 @@ async fn an_undeclared_capability_is_refused_and_logged() {
             .contains("WARN capability `delete` was not declared")),
         "{logs}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_errors_are_retried_with_backoff_then_fail() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        ..Default::default()
+    });
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": ["transient", "ok"]}}))
+        .await;
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Complete", "{job}");
+    let tasks = server.tasks(&id).await;
+    let t = task(&tasks, "0-transient");
+    assert_eq!(
+        (
+            t["state"].as_str(),
+            t["code"].as_i64(),
+            t["attempts"].as_i64()
+        ),
+        (Some("failed"), Some(503), Some(3)),
+        "{t}"
+    );
+    // Backoff: 500 ms, then 1 s, between the three attempts.
+    let (_, logs) = server
+        .get(&format!("/api/v1/jobs/{id}/logs?limit=100"))
+        .await;
+    let retries: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .filter(|l| l.contains("will be retried"))
+        .collect();
+    assert_eq!(retries.len(), 2, "{logs}");
+    assert!(
+        retries[0].contains("500ms") && retries[1].contains("1s"),
+        "{retries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_job_fails_once_most_of_its_tasks_fail() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(1),
+        args: vec!["--failure-min-tasks", "10", "--failure-percent", "50"],
+        ..Default::default()
+    });
+    let mut modes = vec!["ok"; 5];
+    modes.extend(vec!["fail"; 7]);
+    modes.extend(vec!["ok"; 3]);
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": modes}}))
+        .await;
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Failed", "{job}");
+    // With one worker, tasks run in plan order: the 6th failure makes 6 of 11 (more than 50%).
+    assert_eq!(
+        (
+            job["counts"]["succeeded"].as_i64(),
+            job["counts"]["failed"].as_i64()
+        ),
+        (Some(5), Some(6)),
+        "{job}"
+    );
+    assert_eq!(
+        job["counts"]["pending"].as_i64(),
+        Some(4),
+        "the rest never ran: {job}"
+    );
+    assert!(
+        job["error"].as_str().unwrap().contains("more than 50%"),
+        "{job}"
+    );
+
+    // At or under the task count, failures never fail the job.
+    let small = server.submit(&json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": vec!["fail"; 10]}})).await;
+    assert_eq!(server.wait_done(&small).await["state"], "Complete");
 }

@@ -52,6 +52,8 @@ pub struct Options {
     pub workers: Option<usize>,
     pub task_fuel: Option<u64>,
     pub task_timeout_ms: Option<u64>,
+    /// More `wasmq serve` arguments.
+    pub args: Vec<&'static str>,
 }
 
 /// A running `wasmq serve` process, killed on drop.
@@ -60,7 +62,63 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     dir: tempfile::TempDir,
+    options: Options,
     client: reqwest::Client,
+}
+
+/// Starts `wasmq serve` on the data and plugin directories under `dir`; returns it and its URL.
+fn spawn(dir: &Path, options: &Options) -> (Child, String) {
+    let mut cmd = Command::new(binary());
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--plugins")
+        .arg(dir.join("plugins"))
+        .arg("--cache-dir")
+        .arg(workspace().join("target/wasmq-test-cache"))
+        .args(["--listen", "127.0.0.1:0", "--server-name", "e2e-node"]);
+    if let Some(n) = options.workers {
+        cmd.args(["--workers", &n.to_string()]);
+    }
+    if let Some(f) = options.task_fuel {
+        cmd.args(["--task-fuel", &f.to_string()]);
+    }
+    if let Some(t) = options.task_timeout_ms {
+        cmd.args(["--task-timeout-ms", &t.to_string()]);
+    }
+    cmd.args(&options.args);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmq serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            eprint!("{}", String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        for _ in lines {}
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the server printed no `listening on` line");
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("first line is `listening on URL`")
+        .to_string();
+    (child, url)
 }
 
 impl Server {
@@ -72,61 +130,24 @@ impl Server {
         for name in &options.plugins {
             std::fs::copy(plugin(name), plugins.join(format!("{name}.wasm"))).unwrap();
         }
-        let mut cmd = Command::new(binary());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--plugins")
-            .arg(&plugins)
-            .arg("--cache-dir")
-            .arg(workspace().join("target/wasmq-test-cache"))
-            .args(["--listen", "127.0.0.1:0", "--server-name", "e2e-node"]);
-        if let Some(n) = options.workers {
-            cmd.args(["--workers", &n.to_string()]);
-        }
-        if let Some(f) = options.task_fuel {
-            cmd.args(["--task-fuel", &f.to_string()]);
-        }
-        if let Some(t) = options.task_timeout_ms {
-            cmd.args(["--task-timeout-ms", &t.to_string()]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wasmq serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                eprint!("{}", String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
-            }
-            for _ in lines {}
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the server printed no `listening on` line");
-        let url = first
-            .strip_prefix("listening on ")
-            .expect("first line is `listening on URL`")
-            .to_string();
+        let (child, url) = spawn(dir.path(), &options);
         Server {
             child,
             url,
             dir,
+            options,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and starts a new
+    /// one on the same data directory; the URL changes.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+        let (child, url) = spawn(self.dir.path(), &self.options);
+        self.child = child;
+        self.url = url;
     }
 
     /// The server's data directory.

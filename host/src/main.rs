@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use wasmq::jobs::FailureThreshold;
 use wasmq::runtime::Limits;
 use wasmq::scheduler::SchedulerConfig;
 use wasmq::server::{self, ServerConfig};
@@ -74,6 +75,18 @@ struct ServeArgs {
     /// Linear memory one plugin instance may use, in MiB.
     #[arg(long, default_value_t = (Limits::default().memory >> 20) as u64)]
     task_memory_mb: u64,
+    /// Attempts per task when the plugin reports a transient error.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=100))]
+    task_attempts: i64,
+    /// The first retry delay in milliseconds; it doubles with each attempt.
+    #[arg(long, default_value_t = 500)]
+    retry_base_ms: u64,
+    /// A job with more tasks than this can fail as a whole...
+    #[arg(long, default_value_t = FailureThreshold::default().min_tasks)]
+    failure_min_tasks: u64,
+    /// ...as soon as more than this percentage of the tasks run so far failed.
+    #[arg(long, default_value_t = FailureThreshold::default().percent, value_parser = clap::value_parser!(u64).range(0..=100))]
+    failure_percent: u64,
     /// The asset folder job reports are written to, in each job's tenant.
     #[arg(
         long,
@@ -227,6 +240,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         server_name,
         report_folder: args.report_folder,
+        task_attempts: args.task_attempts,
+        retry_base: Duration::from_millis(args.retry_base_ms),
+        failure: FailureThreshold {
+            min_tasks: args.failure_min_tasks,
+            percent: args.failure_percent,
+        },
     })
     .await
 }

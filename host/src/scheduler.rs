@@ -488,25 +488,13 @@ impl Scheduler {
                 )
                 .await?;
         }
-        self.store
-            .finish_task(&task.job_id, task.seq, &result)
+        let failed_job = self
+            .store
+            .finish_task(&task.job_id, task.seq, &result, self.config.failure)
             .await?;
-        if !result.succeeded
-            && let Some(job) = self.store.get_job(&task.job_id).await?
-        {
-            let ran = (job.succeeded + job.failed) as u64;
-            if job.state() == JobState::Active
-                && self
-                    .config
-                    .failure
-                    .exceeded(job.total as u64, ran, job.failed as u64)
-            {
-                let reason = format!(
-                    "{} of the {ran} tasks run so far failed (more than {}%)",
-                    job.failed, self.config.failure.percent
-                );
-                self.fail_job(&job.id, &reason).await;
-            }
+        if let Some(reason) = failed_job {
+            tracing::warn!(job = %task.job_id, %reason, "job failing");
+            self.store.log(&task.job_id, "error", &reason).await?;
         }
         Ok(())
     }

@@ -36,6 +36,12 @@ pub struct ServerConfig {
     pub server_name: String,
     /// The asset folder job reports are written to.
     pub report_folder: String,
+    /// Attempts per task when it fails with a transient error.
+    pub task_attempts: i64,
+    /// The first retry delay; it doubles with each attempt.
+    pub retry_base: Duration,
+    /// When a big job with many failed tasks fails as a whole.
+    pub failure: FailureThreshold,
 }
 
 /// The files of a data directory.
@@ -91,9 +97,9 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
             workers: config.workers,
             limits: config.limits,
             host_timeout: Duration::from_secs(30),
-            max_attempts: 3,
-            retry_base: Duration::from_millis(500),
-            failure: FailureThreshold::default(),
+            max_attempts: config.task_attempts,
+            retry_base: config.retry_base,
+            failure: config.failure,
             server_name: config.server_name.clone(),
             report_folder: config.report_folder.clone(),
         },

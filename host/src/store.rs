@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use thiserror::Error;
 
-use crate::jobs::{self, Event, Forbidden, JobState};
+use crate::jobs::{self, Event, FailureThreshold, Forbidden, JobState};
 
 /// A database failure, or a transition the state machine forbids.
 #[derive(Debug, Error)]
@@ -644,7 +644,17 @@ impl Store {
     }
 
     /// Records a task's final outcome and counts it in its job.
-    pub async fn finish_task(&self, job_id: &str, seq: i64, result: &TaskResult) -> Result<()> {
+    ///
+    /// In the same transaction, a failed task that takes an Active job past
+    /// `failure` moves the job to Failing (so no further task of it is
+    /// claimed); the reason is returned.
+    pub async fn finish_task(
+        &self,
+        job_id: &str,
+        seq: i64,
+        result: &TaskResult,
+        failure: FailureThreshold,
+    ) -> Result<Option<String>> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         sqlx::query(
@@ -674,8 +684,35 @@ impl Store {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+        let mut failed_job = None;
+        if !result.succeeded {
+            let (state, total, succeeded, failed): (String, i64, i64, i64) =
+                sqlx::query_as("SELECT state, total, succeeded, failed FROM jobs WHERE id = ?")
+                    .bind(job_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let ran = (succeeded + failed) as u64;
+            if state == JobState::Active.as_str()
+                && failure.exceeded(total as u64, ran, failed as u64)
+            {
+                let to = jobs::transition(JobState::Active, Event::Fail)?;
+                let reason = format!(
+                    "{failed} of the {ran} tasks run so far failed (more than {}%)",
+                    failure.percent
+                );
+                sqlx::query(
+                    "UPDATE jobs SET state = ?, error = ? WHERE id = ? AND state = 'Active'",
+                )
+                .bind(to.as_str())
+                .bind(&reason)
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+                failed_job = Some(reason);
+            }
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(failed_job)
     }
 
     /// Puts a task back in the queue after a transient failure, not before `not_before`.

@@ -1,7 +1,7 @@
 //! The job store on a real SQLite file: submission, transitions checked by the
 //! state machine, task claiming and outcomes, counters, and crash recovery.
 
-use wasmq::jobs::{Event, JobState};
+use wasmq::jobs::{Event, FailureThreshold, JobState};
 use wasmq::store::{JobFilter, NewJob, Store, StoreError, TaskResult};
 
 fn new_job(tenant: &str) -> NewJob {
@@ -82,7 +82,12 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
         "running tasks are not claimed twice"
     );
     store
-        .finish_task(&job.id, claimed[0].seq, &ok(200))
+        .finish_task(
+            &job.id,
+            claimed[0].seq,
+            &ok(200),
+            FailureThreshold::default(),
+        )
         .await
         .unwrap();
     store
@@ -96,6 +101,7 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
                 etag: None,
                 fuel_used: 5,
             },
+            FailureThreshold::default(),
         )
         .await
         .unwrap();
@@ -293,4 +299,57 @@ async fn names_are_unique_per_tenant() {
     ));
     store.insert_job(&new_job("t1")).await.unwrap();
     store.insert_job(&new_job("t1")).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_failure_threshold_fails_the_job_with_its_last_task() {
+    let (_dir, store) = open().await;
+    let job = store.insert_job(&new_job("t1")).await.unwrap();
+    for e in [Event::Prepare, Event::Planned { confirm: false }] {
+        store.apply(&job.id, e, "n").await.unwrap();
+    }
+    let tasks: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("/content/dam/x/{i}"), vec![]))
+        .collect();
+    store.add_tasks(&job.id, &tasks).await.unwrap();
+    store.apply(&job.id, Event::Start, "n").await.unwrap();
+    let threshold = FailureThreshold {
+        min_tasks: 4,
+        percent: 50,
+    };
+    let fail = TaskResult {
+        succeeded: false,
+        code: 500,
+        message: "x".into(),
+        etag: None,
+        fuel_used: 0,
+    };
+    let claimed = store.claim_tasks(2).await.unwrap();
+    assert_eq!(
+        store
+            .finish_task(&job.id, claimed[0].seq, &ok(200), threshold)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .finish_task(&job.id, claimed[1].seq, &fail, threshold)
+            .await
+            .unwrap(),
+        None,
+        "1 of 2 is not more than half"
+    );
+    let next = store.claim_tasks(1).await.unwrap();
+    let reason = store
+        .finish_task(&job.id, next[0].seq, &fail, threshold)
+        .await
+        .unwrap();
+    assert!(reason.unwrap().contains("2 of the 3"));
+    let failing = store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(failing.state(), JobState::Failing);
+    assert!(
+        store.claim_tasks(5).await.unwrap().is_empty(),
+        "a failing job hands out no more tasks"
+    );
 }

@@ -3,7 +3,7 @@
 //!
 //! Modes: `ok` (succeeds), `slow` (busy for 100 ms, then succeeds), `loop` (spins forever), `panic`, `memory` (grows
 //! linear memory without end), `stack` (recurses without end), `fail`
-//! (returns a permanent error), `undeclared` (calls a capability it did not declare).
+//! (returns a permanent error), `transient` (returns a transient error), `undeclared` (calls a capability it did not declare).
 
 use serde::Deserialize;
 use wasmq_sdk::{Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets};
@@ -24,6 +24,7 @@ const MODES: &[&str] = &[
     "memory",
     "stack",
     "fail",
+    "transient",
     "undeclared",
 ];
 
@@ -80,6 +81,7 @@ impl JobType for Chaos {
             }
             b"stack" => Ok(TaskOutcome::ok(format!("depth {}", recurse(0)))),
             b"fail" => Err(Error::permanent(422, "chaos: asked to fail")),
+            b"transient" => Err(Error::transient(503, "chaos: busy, try later")),
             b"undeclared" => {
                 assets::delete(&task.path)?;
                 Ok(TaskOutcome::ok("deleted without asking"))
