@@ -33,6 +33,7 @@ done
 url=$(sed -n 's/^listening on //p' "$data/server.out")
 [ -n "$url" ] || { echo "the server did not start; see $data/server.log" >&2; exit 1; }
 echo "server at $url"
+export WASMQ_TOKEN; WASMQ_TOKEN=$(cat "$data/admin-token")
 
 echo "deleting /content/dam/demo except /content/dam/demo/site and /content/dam/demo/git ..."
 id=$("$wasmq" submit --server "$url" --type delete --path /content/dam/demo \
@@ -42,7 +43,9 @@ python3 - "$url" "$id" <<'PY'
 import json, sys, urllib.parse, urllib.request
 
 url, job_id = sys.argv[1], sys.argv[2]
-get = lambda path: json.load(urllib.request.urlopen(url + path))
+import os
+auth = {"Authorization": "Bearer " + os.environ["WASMQ_TOKEN"]}
+get = lambda path: json.load(urllib.request.urlopen(urllib.request.Request(url + path, headers=auth)))
 job = get(f"/api/v1/jobs/{job_id}")
 counts = job["counts"]
 print(f"job {job_id}: {job['state']}, {counts['succeeded']} deleted, {counts['failed']} kept, "

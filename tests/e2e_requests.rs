@@ -194,7 +194,7 @@ async fn bad_queries_and_unknown_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn another_tenant_cannot_see_a_job() {
+async fn tokens_roles_and_tenants() {
     let server = Server::start(Options {
         plugins: vec!["wasmq_delete"],
         ..Default::default()
@@ -202,20 +202,171 @@ async fn another_tenant_cannot_see_a_job() {
     let id = server
         .submit(&json!({"type": "delete", "path": "/content/dam/none"}))
         .await;
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    // No token, or a wrong one: 401, and nothing is created.
+    let (status, body) = server
+        .send(server.anonymous(get.clone(), "/api/v1/jobs"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (401, Some("Authorization")),
+        "{body}"
+    );
     let (status, _) = server
         .send(
             server
-                .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"))
-                .header("x-wasmq-tenant", "other"),
+                .anonymous(get.clone(), "/api/v1/jobs")
+                .bearer_auth("wq_nope"),
         )
         .await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 401);
+    let (status, _) = server
+        .send(
+            server
+                .anonymous(post.clone(), "/api/v1/jobs")
+                .json(&json!({"type": "delete", "path": "/content/dam"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(job_count(&server).await, 1);
+    assert_eq!(
+        server
+            .send(server.anonymous(get.clone(), "/healthz"))
+            .await
+            .0,
+        200,
+        "health needs no token"
+    );
+
+    // A viewer reads but may not act.
+    let viewer = server.token("dashboard", "viewer", "default").await;
+    let (status, _) = server
+        .send(
+            server
+                .anonymous(get.clone(), &format!("/api/v1/jobs/{id}"))
+                .bearer_auth(&viewer),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = server
+        .send(
+            server
+                .anonymous(post.clone(), &format!("/api/v1/jobs/{id}/cancel"))
+                .bearer_auth(&viewer),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    // A submitter of another tenant sees none of this tenant's jobs, and its own job records its name.
+    let other = server.token("ci-bot", "submitter", "other").await;
+    let (status, body) = server
+        .send(
+            server
+                .anonymous(get.clone(), &format!("/api/v1/jobs/{id}"))
+                .bearer_auth(&other),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (403, Some("id")),
+        "{body}"
+    );
     let (_, list) = server
         .send(
             server
-                .request(reqwest::Method::GET, "/api/v1/jobs")
-                .header("x-wasmq-tenant", "other"),
+                .anonymous(get.clone(), "/api/v1/jobs")
+                .bearer_auth(&other),
         )
         .await;
     assert_eq!(list["total"], 0);
+    let (status, body) = server
+        .send(
+            server
+                .anonymous(get.clone(), "/api/v1/jobs")
+                .bearer_auth(&other)
+                .header("x-wasmq-tenant", "default"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (403, Some("X-Wasmq-Tenant")),
+        "{body}"
+    );
+    let (status, job) = server
+        .send(
+            server
+                .anonymous(post.clone(), "/api/v1/jobs")
+                .bearer_auth(&other)
+                .json(&json!({"type": "delete", "path": "/content/dam/x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, job["createdBy"].as_str(), job["tenant"].as_str()),
+        (202, Some("ci-bot"), Some("other")),
+        "{job}"
+    );
+    let (status, _) = server
+        .send(
+            server
+                .anonymous(get.clone(), "/api/v1/tokens")
+                .bearer_auth(&other),
+        )
+        .await;
+    assert_eq!(status, 403, "only admins manage tokens");
+
+    // The admin may look into another tenant.
+    let (_, list) = server
+        .send(
+            server
+                .request(get.clone(), "/api/v1/jobs")
+                .header("x-wasmq-tenant", "other"),
+        )
+        .await;
+    assert_eq!(list["total"], 1);
+
+    // Bad token requests, then revocation.
+    for (body, field) in [
+        (
+            json!({"name": "x", "role": "root", "tenant": "default"}),
+            "role",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "tenant": "Not Valid"}),
+            "tenant",
+        ),
+        (json!({"role": "viewer", "tenant": "default"}), "name"),
+    ] {
+        let (status, answer) = server.post("/api/v1/tokens", &body).await;
+        assert_eq!(
+            (status, answer["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{answer}"
+        );
+    }
+    let (_, tokens) = server.get("/api/v1/tokens").await;
+    let tokens = tokens["tokens"].as_array().unwrap().clone();
+    assert_eq!(tokens.len(), 3);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.get("token").is_none() && t.get("hash").is_none()),
+        "no secrets listed"
+    );
+    let viewer_id = tokens.iter().find(|t| t["name"] == "dashboard").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = server
+        .send(server.request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{viewer_id}"),
+        ))
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server
+        .send(server.anonymous(get, "/api/v1/jobs").bearer_auth(&viewer))
+        .await;
+    assert_eq!(status, 401, "a revoked token no longer works");
 }

@@ -179,9 +179,30 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// A request builder for `path` on this server.
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// The admin token the server created on first start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin-token"))
+            .expect("admin-token file")
+            .trim()
+            .to_string()
+    }
+
+    /// A request for `path` with no token.
+    pub fn anonymous(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, format!("{}{path}", self.url))
+    }
+
+    /// A request for `path` as the admin.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.anonymous(method, path).bearer_auth(self.admin_token())
+    }
+
+    /// Creates a token with the admin token; returns its secret.
+    pub async fn token(&self, name: &str, role: &str, tenant: &str) -> String {
+        let body = serde_json::json!({"name": name, "role": role, "tenant": tenant});
+        let (status, answer) = self.post("/api/v1/tokens", &body).await;
+        assert_eq!(status, 201, "{answer}");
+        answer["token"].as_str().unwrap().to_string()
     }
 
     /// Sends a request; returns the status and the JSON body (Null when empty or not JSON).

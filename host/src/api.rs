@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::assets::AssetRepo;
+use crate::auth::{Action, Role};
 use crate::jobs::{Event, JobState, transition};
 use crate::paths;
 use crate::plugins::Registry;
@@ -46,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/report", get(job_report))
         .route("/api/v1/history", get(history))
         .route("/api/v1/plugins", get(list_plugins))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
         .route("/api/v1/assets", get(list_assets))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
         .with_state(state)
@@ -119,42 +122,70 @@ impl From<crate::assets::AssetError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Who is asking: tenant and user, from the identity headers.
+/// Who is asking: the token's name, role and the tenant the request acts in.
 struct Caller {
     tenant: String,
     user: String,
 }
 
 const TENANT_HEADER: &str = "x-wasmq-tenant";
-const USER_HEADER: &str = "x-wasmq-user";
 
-fn caller(headers: &HeaderMap) -> ApiResult<Caller> {
-    let read = |name: &str, default: &str| -> ApiResult<String> {
-        match headers.get(name) {
-            None => Ok(default.to_string()),
-            Some(v) => v
-                .to_str()
-                .map(str::to_string)
-                .map_err(|_| ApiError::bad(name, "must be visible ASCII")),
-        }
-    };
-    let tenant = read(TENANT_HEADER, "default")?;
-    if tenant.is_empty()
-        || tenant.len() > 64
-        || !tenant
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
-        return Err(ApiError::bad(
-            "X-Wasmq-Tenant",
-            "must be 1-64 of a-z, 0-9, '-' and '_'",
+/// Authenticates the request's bearer token and checks that its role may do
+/// `action`; an admin may act in another tenant named by `X-Wasmq-Tenant`.
+async fn caller(app: &AppState, headers: &HeaderMap, action: Action) -> ApiResult<Caller> {
+    let unauthorized =
+        |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, Some("Authorization"), message);
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("an API token is required: Authorization: Bearer <token>"))?;
+    let token = app
+        .store
+        .token_by_secret(secret.trim())
+        .await?
+        .ok_or_else(|| unauthorized("the API token is not valid (unknown or revoked)"))?;
+    let role: Role = token.role.parse().map_err(|e: crate::auth::UnknownRole| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+    })?;
+    if !role.may(action) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            None,
+            format!(
+                "a {role} token may not {}",
+                match action {
+                    Action::Read => "read",
+                    Action::Act => "submit or change jobs",
+                    Action::Administer => "administer the server",
+                }
+            ),
         ));
     }
-    let user = read(USER_HEADER, "anonymous")?;
-    if user.is_empty() || user.len() > 200 {
-        return Err(ApiError::bad("X-Wasmq-User", "must be 1-200 characters"));
-    }
-    Ok(Caller { tenant, user })
+    let tenant = match headers.get(TENANT_HEADER) {
+        None => token.tenant.clone(),
+        Some(v) => {
+            let tenant = v.to_str().unwrap_or("");
+            if !crate::auth::valid_tenant(tenant) {
+                return Err(ApiError::bad(
+                    "X-Wasmq-Tenant",
+                    "must be 1-64 of a-z, 0-9, '-' and '_'",
+                ));
+            }
+            if tenant != token.tenant && !role.crosses_tenants() {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    Some("X-Wasmq-Tenant"),
+                    format!("this token belongs to tenant {:?}", token.tenant),
+                ));
+            }
+            tenant.to_string()
+        }
+    };
+    Ok(Caller {
+        tenant,
+        user: token.name,
+    })
 }
 
 const SUBMIT_FIELDS: &[&str] = &[
@@ -363,7 +394,7 @@ async fn submit_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
     let new_job = parse_submission(&body, &caller, &app.registry)?;
     let job = app.store.insert_job(&new_job).await?;
@@ -385,7 +416,12 @@ async fn submit_job(
 async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     match app.store.get_job(id).await? {
         Some(job) if job.tenant == caller.tenant => Ok(job),
-        _ => Err(ApiError::new(
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Some("id"),
+            format!("job {id:?} belongs to another tenant"),
+        )),
+        None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             Some("id"),
             format!("no job {id:?}"),
@@ -398,7 +434,7 @@ async fn get_job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
     let counts = app.store.task_counts(&job).await?;
     Ok(Json(job_json(&job, counts)))
@@ -410,7 +446,7 @@ async fn history(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let filter = JobFilter {
         tenant: Some(caller.tenant),
         finished_only: true,
@@ -433,7 +469,7 @@ async fn control_job(
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Act).await?;
     let event = match action.as_str() {
         "cancel" => Event::Cancel,
         "pause" => Event::Pause,
@@ -475,7 +511,7 @@ async fn patch_job(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -526,7 +562,7 @@ async fn delete_job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Act).await?;
     let job = find_job(&app, &caller, &id).await?;
     app.store.delete_job(&job.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -549,7 +585,7 @@ async fn job_logs(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
     let total = app.store.log_count(&job.id).await? as u64;
     if query.contains_key("tail") && query.contains_key("offset") {
@@ -583,7 +619,7 @@ async fn job_logs_download(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
     let total = app.store.log_count(&job.id).await?;
     let mut text = String::new();
@@ -626,7 +662,7 @@ async fn job_report(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
     let csv = crate::report::csv(&app.store.all_tasks(&job.id).await?);
     let disposition = format!("attachment; filename=\"{}.csv\"", job.id);
@@ -638,6 +674,88 @@ async fn job_report(
         csv,
     )
         .into_response())
+}
+
+/// `POST /api/v1/tokens` (admin): `{"name", "role", "tenant"}`; the answer holds the secret, once.
+async fn create_token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller(&app, &headers, Action::Administer).await?;
+    require_json(&headers)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(body) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["name", "role", "tenant"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad(
+            unknown,
+            "unknown field; expected name, role, tenant",
+        ));
+    }
+    let text = |field: &str| -> ApiResult<String> {
+        match body.get(field) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::bad(field, "must be a string")),
+            None => Err(ApiError::bad(field, "is required")),
+        }
+    };
+    let name = text("name")?;
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad("name", "must be 1-200 printable characters"));
+    }
+    let role: Role = text("role")?
+        .parse()
+        .map_err(|e: crate::auth::UnknownRole| ApiError::bad("role", e.to_string()))?;
+    let tenant = text("tenant")?;
+    if !crate::auth::valid_tenant(&tenant) {
+        return Err(ApiError::bad(
+            "tenant",
+            "must be 1-64 of a-z, 0-9, '-' and '_'",
+        ));
+    }
+    let (row, secret) = app.store.create_token(&name, role, &tenant).await?;
+    let mut answer = serde_json::to_value(&row).expect("token serializes");
+    answer["token"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET /api/v1/tokens` (admin): every token, without secrets.
+async fn list_tokens(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    caller(&app, &headers, Action::Administer).await?;
+    Ok(Json(json!({ "tokens": app.store.list_tokens().await? })))
+}
+
+/// `DELETE /api/v1/tokens/{id}` (admin): revokes a token.
+async fn delete_token(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller(&app, &headers, Action::Administer).await?;
+    if app.store.delete_token(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("id"),
+            format!("no token {id:?}"),
+        ))
+    }
 }
 
 /// Reads an integer query parameter within bounds.
@@ -665,7 +783,7 @@ async fn list_jobs(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let state = match query.get("state") {
         None => None,
         Some(s) => Some(s.parse::<JobState>().map_err(|_| {
@@ -720,7 +838,7 @@ async fn list_tasks(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
     let offset = int_param(&query, "offset", 0, 0, i64::MAX as u64)?;
     let limit = int_param(&query, "limit", 100, 1, 1000)?;
@@ -734,7 +852,8 @@ async fn list_tasks(
     ))
 }
 
-async fn list_plugins(State(app): State<AppState>) -> Json<Value> {
+async fn list_plugins(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    caller(&app, &headers, Action::Read).await?;
     let plugins: Vec<Value> = app
         .registry
         .current()
@@ -753,7 +872,9 @@ async fn list_plugins(State(app): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({ "plugins": plugins, "rejected": app.registry.rejected() }))
+    Ok(Json(
+        json!({ "plugins": plugins, "rejected": app.registry.rejected() }),
+    ))
 }
 
 async fn list_assets(
@@ -761,7 +882,7 @@ async fn list_assets(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let caller = caller(&headers)?;
+    let caller = caller(&app, &headers, Action::Read).await?;
     let Some(path) = query.get("path") else {
         return Err(ApiError::bad("path", "is required"));
     };

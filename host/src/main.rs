@@ -42,6 +42,14 @@ enum Command {
         id: String,
         #[arg(long, env = "WASMQ_SERVER", default_value = "http://127.0.0.1:8080")]
         server: String,
+        /// An API token (see `wasmq token create`).
+        #[arg(long, env = "WASMQ_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Manages API tokens of a data directory.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Builds plugins.
     Plugin {
@@ -115,6 +123,23 @@ enum AssetsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Creates a token and prints its secret (shown only this once).
+    Create {
+        /// Who or what the token is for; jobs record it as their creator.
+        #[arg(long)]
+        name: String,
+        /// admin, submitter or viewer.
+        #[arg(long, default_value = "submitter")]
+        role: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
 #[derive(clap::Args)]
 struct SubmitArgs {
     /// The job type, e.g. delete.
@@ -135,10 +160,9 @@ struct SubmitArgs {
     description: Option<String>,
     #[arg(long, env = "WASMQ_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
-    #[arg(long, env = "WASMQ_TENANT", default_value = "default")]
-    tenant: String,
-    #[arg(long, env = "WASMQ_USER", default_value = "anonymous")]
-    user: String,
+    /// An API token (see `wasmq token create`).
+    #[arg(long, env = "WASMQ_TOKEN", hide_env_values = true)]
+    token: String,
     /// Waits until the job ends and exits non-zero unless it is Complete.
     #[arg(long)]
     wait: bool,
@@ -189,13 +213,28 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Submit(args) => submit(args).await,
-        Command::Job { id, server } => {
-            let job = get_json(&format!(
-                "{}/api/v1/jobs/{id}",
-                server.trim_end_matches('/')
-            ))
-            .await?;
+        Command::Job { id, server, token } => {
+            let url = format!("{}/api/v1/jobs/{id}", server.trim_end_matches('/'));
+            let job = get_json(&url, &token).await?;
             println!("{}", serde_json::to_string_pretty(&job)?);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    name,
+                    role,
+                    tenant,
+                    data_dir,
+                },
+        } => {
+            let role: wasmq::auth::Role = role.parse()?;
+            if !wasmq::auth::valid_tenant(&tenant) {
+                bail!("--tenant {tenant:?} must be 1-64 of a-z, 0-9, '-' and '_'");
+            }
+            let (store, _) = server::open_data(&data_dir).await?;
+            let (_, secret) = store.create_token(&name, role, &tenant).await?;
+            println!("{secret}");
             Ok(())
         }
         Command::Plugin {
@@ -250,8 +289,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     .await
 }
 
-async fn get_json(url: &str) -> Result<Value> {
-    let response = reqwest::get(url)
+async fn get_json(url: &str, token: &str) -> Result<Value> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
         .await
         .with_context(|| format!("GET {url}"))?;
     let status = response.status();
@@ -282,8 +324,7 @@ async fn submit(args: SubmitArgs) -> Result<()> {
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{base}/api/v1/jobs"))
-        .header("x-wasmq-tenant", &args.tenant)
-        .header("x-wasmq-user", &args.user)
+        .bearer_auth(&args.token)
         .json(&body)
         .send()
         .await
@@ -300,7 +341,7 @@ async fn submit(args: SubmitArgs) -> Result<()> {
     }
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let job = get_json(&format!("{base}/api/v1/jobs/{id}")).await?;
+        let job = get_json(&format!("{base}/api/v1/jobs/{id}"), &args.token).await?;
         let state = job["state"].as_str().unwrap_or_default();
         if matches!(state, "Complete" | "Failed" | "Cancelled") {
             eprintln!(

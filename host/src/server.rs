@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::api::{self, AppState};
 use crate::assets::AssetRepo;
+use crate::auth::Role;
 use crate::jobs::FailureThreshold;
 use crate::plugins::Registry;
 use crate::runtime::{Limits, Runtime, RuntimeConfig};
@@ -73,10 +74,35 @@ pub async fn open_data(root: &std::path::Path) -> Result<(Store, AssetRepo)> {
     Ok((store, assets))
 }
 
+/// On a database with no token at all, creates an admin token for the tenant
+/// `default` and writes it to `DATA_DIR/admin-token` (readable by the owner only).
+pub async fn ensure_admin_token(store: &Store, data_dir: &std::path::Path) -> Result<()> {
+    if !store.list_tokens().await?.is_empty() {
+        return Ok(());
+    }
+    let (_, secret) = store.create_token("admin", Role::Admin, "default").await?;
+    let file = data_dir.join("admin-token");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .with_context(|| format!("writing {}", file.display()))?;
+        writeln!(out, "{secret}")?;
+    }
+    tracing::info!(file = %file.display(), "created the first admin token");
+    eprintln!("wasmq: the admin API token is in {}", file.display());
+    Ok(())
+}
+
 /// Runs the host until the process is stopped. Prints `listening on http://ADDR`
 /// as the first line of standard output once it accepts requests.
 pub async fn serve(config: ServerConfig) -> Result<()> {
     let (store, assets) = open_data(&config.data_dir).await?;
+    ensure_admin_token(&store, &config.data_dir).await?;
     std::fs::create_dir_all(&config.plugins_dir)
         .with_context(|| format!("creating {}", config.plugins_dir.display()))?;
     let runtime = Runtime::new(&RuntimeConfig {

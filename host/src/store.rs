@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use thiserror::Error;
 
+use crate::auth::{self, Role};
 use crate::jobs::{self, Event, FailureThreshold, Forbidden, JobState};
 
 /// A database failure, or a transition the state machine forbids.
@@ -187,6 +188,17 @@ pub struct TaskCounts {
     pub failed: i64,
     pub pending: i64,
     pub running: i64,
+}
+
+/// An API token as stored (without its secret).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub tenant: String,
+    pub created_at: i64,
 }
 
 /// The job database.
@@ -813,6 +825,61 @@ impl Store {
                 return Ok(all);
             }
         }
+    }
+
+    /// Creates a token; returns its row and its secret (shown once, stored hashed).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        tenant: &str,
+    ) -> Result<(TokenRow, String)> {
+        let secret = auth::generate();
+        let row = TokenRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            tenant: tenant.to_string(),
+            created_at: now_ms(),
+        };
+        sqlx::query("INSERT INTO tokens (id, name, role, tenant, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&row.id)
+            .bind(&row.name)
+            .bind(&row.role)
+            .bind(&row.tenant)
+            .bind(auth::hash(&secret))
+            .bind(row.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok((row, secret))
+    }
+
+    /// The token with this secret, if any.
+    pub async fn token_by_secret(&self, secret: &str) -> Result<Option<TokenRow>> {
+        Ok(
+            sqlx::query_as("SELECT id, name, role, tenant, created_at FROM tokens WHERE hash = ?")
+                .bind(auth::hash(secret))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every token, oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, role, tenant, created_at FROM tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes a token; false if there was none.
+    pub async fn delete_token(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// After a restart of this (single) host: tasks that were running are
