@@ -370,3 +370,43 @@ async fn tokens_roles_and_tenants() {
         .await;
     assert_eq!(status, 401, "a revoked token no longer works");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_jobs_are_answered_within_the_request() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        args: vec!["--sync-threshold", "3", "--sync-threshold-for", "other=0"],
+        ..Default::default()
+    });
+    let small = json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": ["ok", "fail", "ok"]}});
+    let (status, job) = server.post("/api/v1/jobs", &small).await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (200, Some("Complete")),
+        "{job}"
+    );
+    let items = job["tasks"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        (items[1]["state"].as_str(), items[1]["code"].as_i64()),
+        (Some("failed"), Some(422))
+    );
+
+    let big = json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": vec!["ok"; 4]}});
+    let (status, job) = server.post("/api/v1/jobs", &big).await;
+    assert_eq!(status, 202, "{job}");
+    assert!(job.get("tasks").is_none());
+    assert_eq!(
+        server.wait_done(job["id"].as_str().unwrap()).await["state"],
+        "Complete"
+    );
+
+    let mut confirm = small.clone();
+    confirm["requireConfirmation"] = json!(true);
+    let (status, job) = server.post("/api/v1/jobs", &confirm).await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (202, Some("Suspended")),
+        "a job awaiting confirmation is not waited for: {job}"
+    );
+}

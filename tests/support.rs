@@ -86,6 +86,10 @@ fn spawn(dir: &Path, options: &Options) -> (Child, String) {
     if let Some(t) = options.task_timeout_ms {
         cmd.args(["--task-timeout-ms", &t.to_string()]);
     }
+    if !options.args.contains(&"--sync-threshold") {
+        // Tests watch jobs go through their states: answer every submission at once.
+        cmd.args(["--sync-threshold", "0"]);
+    }
     cmd.args(&options.args);
     let mut child = cmd
         .stdout(Stdio::piped())

@@ -29,6 +29,28 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Wakes the scheduler after a submission.
     pub wake: Arc<Notify>,
+    /// Which submissions are answered synchronously.
+    pub sync: Arc<SyncPolicy>,
+}
+
+/// Small jobs run within their request: a job of a type whose threshold is N
+/// (0 turns it off) that plans at most N items is answered 200 when it ends,
+/// if it ends within `wait`; anything else is answered 202 at once.
+#[derive(Debug, Clone)]
+pub struct SyncPolicy {
+    /// The threshold for job types not named in `per_type`.
+    pub default: u64,
+    /// Thresholds by job type.
+    pub per_type: HashMap<String, u64>,
+    /// How long a request waits for a small job at most.
+    pub wait: Duration,
+}
+
+impl SyncPolicy {
+    /// The threshold for `job_type`.
+    pub fn threshold(&self, job_type: &str) -> u64 {
+        self.per_type.get(job_type).copied().unwrap_or(self.default)
+    }
 }
 
 /// The API's routes.
@@ -409,8 +431,40 @@ async fn submit_job(
         )
         .await?;
     app.wake.notify_one();
+    let threshold = app.sync.threshold(&job.job_type);
+    if threshold > 0
+        && let Some(done) = wait_if_small(&app, &job.id, threshold).await?
+    {
+        let counts = app.store.task_counts(&done).await?;
+        let mut answer = job_json(&done, counts);
+        answer["tasks"] = json!(app.store.list_tasks(&done.id, 0, threshold as i64).await?);
+        return Ok((StatusCode::OK, Json(answer)).into_response());
+    }
+    let job = app.store.get_job(&job.id).await?.unwrap_or(job);
     let counts = app.store.task_counts(&job).await?;
     Ok((StatusCode::ACCEPTED, Json(job_json(&job, counts))).into_response())
+}
+
+/// Waits for a job while it may still be small: returns it once it ends with
+/// at most `threshold` tasks, or None as soon as it is known to be bigger,
+/// to wait for confirmation, or to take longer than the policy's wait.
+async fn wait_if_small(app: &AppState, id: &str, threshold: u64) -> ApiResult<Option<Job>> {
+    let deadline = tokio::time::Instant::now() + app.sync.wait;
+    loop {
+        let Some(job) = app.store.get_job(id).await? else {
+            return Ok(None);
+        };
+        if job.total as u64 > threshold || job.state() == JobState::Suspended {
+            return Ok(None);
+        }
+        if job.state().is_final() {
+            return Ok(Some(job));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
+use wasmq::api::SyncPolicy;
 use wasmq::jobs::FailureThreshold;
 use wasmq::runtime::Limits;
 use wasmq::scheduler::SchedulerConfig;
@@ -95,6 +96,12 @@ struct ServeArgs {
     /// ...as soon as more than this percentage of the tasks run so far failed.
     #[arg(long, default_value_t = FailureThreshold::default().percent, value_parser = clap::value_parser!(u64).range(0..=100))]
     failure_percent: u64,
+    /// Jobs that plan at most this many items are answered within the request (0: never).
+    #[arg(long, default_value_t = 100)]
+    sync_threshold: u64,
+    /// The same for one job type, as TYPE=N (repeatable).
+    #[arg(long = "sync-threshold-for", value_parser = parse_type_threshold)]
+    sync_threshold_for: Vec<(String, u64)>,
     /// The asset folder job reports are written to, in each job's tenant.
     #[arg(
         long,
@@ -285,8 +292,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
             min_tasks: args.failure_min_tasks,
             percent: args.failure_percent,
         },
+        sync: SyncPolicy {
+            default: args.sync_threshold,
+            per_type: args.sync_threshold_for.into_iter().collect(),
+            wait: Duration::from_secs(60),
+        },
     })
     .await
+}
+
+fn parse_type_threshold(text: &str) -> Result<(String, u64), String> {
+    let (job_type, n) = text.split_once('=').ok_or("expected TYPE=N")?;
+    let n = n.parse().map_err(|_| format!("{n:?} is not a number"))?;
+    Ok((job_type.to_string(), n))
 }
 
 async fn get_json(url: &str, token: &str) -> Result<Value> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, SyncPolicy};
 use crate::assets::AssetRepo;
 use crate::auth::Role;
 use crate::jobs::FailureThreshold;
@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub retry_base: Duration,
     /// When a big job with many failed tasks fails as a whole.
     pub failure: FailureThreshold,
+    /// Which submissions are answered synchronously.
+    pub sync: SyncPolicy,
 }
 
 /// The files of a data directory.
@@ -138,6 +140,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         assets,
         registry,
         wake,
+        sync: Arc::new(config.sync),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
