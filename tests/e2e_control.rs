@@ -210,3 +210,80 @@ async fn a_job_that_requires_confirmation_waits_for_it() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_purges_old_finished_jobs_and_never_active_ones() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        args: vec!["--retention-max-jobs", "1", "--retention-days", "30"],
+        ..Default::default()
+    });
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = server
+            .submit(
+                &json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": ["ok"]}}),
+            )
+            .await;
+        assert_eq!(server.wait_done(&id).await["state"], "Complete");
+        ids.push(id);
+    }
+    let active = server.submit(&slow_job(30)).await;
+    server
+        .wait_for(&active, &["Active"], Duration::from_secs(60))
+        .await;
+
+    let viewer = server.token("v", "viewer", "default").await;
+    let (status, _) = server
+        .send(
+            server
+                .anonymous(reqwest::Method::POST, "/api/v1/purge")
+                .bearer_auth(&viewer),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, answer) = server
+        .send(server.request(reqwest::Method::POST, "/api/v1/purge"))
+        .await;
+    assert_eq!(
+        (status, answer["removed"].as_i64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    assert_eq!(server.get(&format!("/api/v1/jobs/{}", ids[0])).await.0, 404);
+    assert_eq!(server.get(&format!("/api/v1/jobs/{}", ids[1])).await.0, 404);
+    assert_eq!(
+        server.get(&format!("/api/v1/jobs/{}", ids[2])).await.0,
+        200,
+        "the newest finished job stays"
+    );
+    assert_eq!(
+        server.get(&format!("/api/v1/jobs/{active}")).await.1["state"],
+        "Active",
+        "active jobs are never purged"
+    );
+    let (_, answer) = server
+        .send(server.request(reqwest::Method::POST, "/api/v1/purge"))
+        .await;
+    assert_eq!(answer["removed"], 0);
+}
+
+#[test]
+fn a_bad_purge_schedule_stops_the_server_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(wasmq_e2e::binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--purge-schedule",
+            "every night",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a cron expression"), "{stderr}");
+}

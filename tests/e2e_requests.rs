@@ -392,7 +392,8 @@ async fn small_jobs_are_answered_within_the_request() {
         (Some("failed"), Some(422))
     );
 
-    let big = json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": vec!["ok"; 4]}});
+    let big =
+        json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": vec!["ok"; 4]}});
     let (status, job) = server.post("/api/v1/jobs", &big).await;
     assert_eq!(status, 202, "{job}");
     assert!(job.get("tasks").is_none());

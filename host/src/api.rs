@@ -31,6 +31,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Which submissions are answered synchronously.
     pub sync: Arc<SyncPolicy>,
+    /// How long finished jobs are kept.
+    pub retention: Arc<crate::purge::Retention>,
 }
 
 /// Small jobs run within their request: a job of a type whose threshold is N
@@ -70,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/history", get(history))
         .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/purge", post(purge_now))
         .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
         .route("/api/v1/assets", get(list_assets))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
@@ -786,6 +789,17 @@ async fn create_token(
     let mut answer = serde_json::to_value(&row).expect("token serializes");
     answer["token"] = json!(secret);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `POST /api/v1/purge` (admin): applies the retention policy now.
+async fn purge_now(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    caller(&app, &headers, Action::Administer).await?;
+    let removed = app.retention.purge(&app.store).await?;
+    Ok(Json(json!({
+        "removed": removed,
+        "maxAgeDays": app.retention.max_age_days,
+        "maxFinishedJobs": app.retention.max_finished,
+    })))
 }
 
 /// `GET /api/v1/tokens` (admin): every token, without secrets.

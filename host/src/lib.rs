@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod jobs;
 pub mod paths;
 pub mod plugins;
+pub mod purge;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use wasmq::api::SyncPolicy;
 use wasmq::jobs::FailureThreshold;
+use wasmq::purge::Retention;
 use wasmq::runtime::Limits;
 use wasmq::scheduler::SchedulerConfig;
 use wasmq::server::{self, ServerConfig};
@@ -102,6 +103,15 @@ struct ServeArgs {
     /// The same for one job type, as TYPE=N (repeatable).
     #[arg(long = "sync-threshold-for", value_parser = parse_type_threshold)]
     sync_threshold_for: Vec<(String, u64)>,
+    /// Finished jobs older than this many days are purged.
+    #[arg(long, default_value_t = 30)]
+    retention_days: u64,
+    /// At most this many finished jobs are kept.
+    #[arg(long, default_value_t = 10_000)]
+    retention_max_jobs: u64,
+    /// When the purge runs: a cron expression in UTC (minute hour day month weekday).
+    #[arg(long, default_value = "0 3 * * *")]
+    purge_schedule: String,
     /// The asset folder job reports are written to, in each job's tenant.
     #[arg(
         long,
@@ -296,6 +306,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
             default: args.sync_threshold,
             per_type: args.sync_threshold_for.into_iter().collect(),
             wait: Duration::from_secs(60),
+        },
+        retention: Retention {
+            schedule: wasmq::purge::parse_schedule(&args.purge_schedule)?,
+            max_age_days: args.retention_days,
+            max_finished: args.retention_max_jobs,
         },
     })
     .await

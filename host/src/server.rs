@@ -14,6 +14,7 @@ use crate::assets::AssetRepo;
 use crate::auth::Role;
 use crate::jobs::FailureThreshold;
 use crate::plugins::Registry;
+use crate::purge::Retention;
 use crate::runtime::{Limits, Runtime, RuntimeConfig};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::Store;
@@ -45,6 +46,8 @@ pub struct ServerConfig {
     pub failure: FailureThreshold,
     /// Which submissions are answered synchronously.
     pub sync: SyncPolicy,
+    /// How long finished jobs are kept.
+    pub retention: Retention,
 }
 
 /// The files of a data directory.
@@ -134,6 +137,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     );
     let wake = scheduler.waker();
     tokio::spawn(scheduler.run());
+    tokio::spawn(config.retention.clone().run(store.clone()));
 
     let app = api::router(AppState {
         store,
@@ -141,6 +145,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         registry,
         wake,
         sync: Arc::new(config.sync),
+        retention: Arc::new(config.retention.clone()),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

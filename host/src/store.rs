@@ -827,6 +827,32 @@ impl Store {
         }
     }
 
+    /// Deletes finished jobs that completed before `cutoff` (ms) or that are
+    /// not among the `keep` most recently finished; returns how many went.
+    pub async fn purge_finished(&self, cutoff: i64, keep: u64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') AND (completed_at < ?1 \
+             OR id NOT IN (SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') \
+                           ORDER BY completed_at DESC, id DESC LIMIT ?2))",
+        )
+        .bind(cutoff)
+        .bind(keep.min(i64::MAX as u64) as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            for sql in [
+                "DELETE FROM tasks WHERE job_id = ?",
+                "DELETE FROM job_logs WHERE job_id = ?",
+                "DELETE FROM jobs WHERE id = ?",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
     /// Creates a token; returns its row and its secret (shown once, stored hashed).
     pub async fn create_token(
         &self,
