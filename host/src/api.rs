@@ -19,7 +19,8 @@ use crate::auth::{Action, Role};
 use crate::jobs::{Event, JobState, transition};
 use crate::paths;
 use crate::plugins::Registry;
-use crate::store::{Job, JobFilter, NewJob, Store, StoreError, TaskCounts};
+use crate::store::{Job, JobFilter, Store, StoreError, TaskCounts};
+use crate::submission::{self, Invalid};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -112,6 +113,12 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, e.field.as_deref(), e.message)
     }
 }
 
@@ -213,187 +220,6 @@ async fn caller(app: &AppState, headers: &HeaderMap, action: Action) -> ApiResul
     })
 }
 
-const SUBMIT_FIELDS: &[&str] = &[
-    "type",
-    "path",
-    "excludedPaths",
-    "params",
-    "priority",
-    "name",
-    "description",
-    "comments",
-    "locale",
-    "submitterEmail",
-    "requireConfirmation",
-];
-
-/// Checks a submission body and turns it into a job to store.
-fn parse_submission(body: &[u8], caller: &Caller, registry: &Registry) -> ApiResult<NewJob> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(mut body) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = body.keys().find(|k| !SUBMIT_FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::bad(
-            unknown,
-            format!(
-                "unknown field; expected one of {}",
-                SUBMIT_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let job_type = match body.remove("type") {
-        None => return Err(ApiError::bad("type", "is required")),
-        Some(Value::String(t)) => t,
-        Some(_) => return Err(ApiError::bad("type", "must be a string")),
-    };
-    let Some(plugin) = registry.for_type(&job_type) else {
-        return Err(ApiError::bad(
-            "type",
-            format!(
-                "unknown job type {job_type:?}; known types: {}",
-                registry.job_types().join(", ")
-            ),
-        ));
-    };
-    let path = match body.remove("path") {
-        None => return Err(ApiError::bad("path", "is required")),
-        Some(Value::String(p)) => p,
-        Some(_) => return Err(ApiError::bad("path", "must be a string")),
-    };
-    paths::validate(&path).map_err(|e| ApiError::bad("path", format!("{path:?} {e}")))?;
-    let excluded_paths = match body.remove("excludedPaths") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                let field = format!("excludedPaths[{i}]");
-                let Value::String(x) = item else {
-                    return Err(ApiError::bad(&field, "must be a string"));
-                };
-                paths::validate(&x).map_err(|e| ApiError::bad(&field, format!("{x:?} {e}")))?;
-                if x == path || !paths::is_under(&x, &path) {
-                    return Err(ApiError::bad(
-                        &field,
-                        format!("{x:?} must lie below path {path:?}"),
-                    ));
-                }
-                out.push(x);
-            }
-            out
-        }
-        Some(_) => return Err(ApiError::bad("excludedPaths", "must be an array of paths")),
-    };
-    let params = match body.remove("params") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(ApiError::bad("params", "must be a JSON object")),
-    };
-    let priority = match body.remove("priority") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => p,
-            _ => return Err(ApiError::bad("priority", "must be a 32-bit integer")),
-        },
-        Some(_) => return Err(ApiError::bad("priority", "must be an integer")),
-    };
-    let text =
-        |body: &mut Map<String, Value>, field: &str, max: usize| -> ApiResult<Option<String>> {
-            match body.remove(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s)),
-                Some(Value::String(_)) => Err(ApiError::bad(
-                    field,
-                    format!("must be at most {max} characters"),
-                )),
-                Some(_) => Err(ApiError::bad(field, "must be a string")),
-            }
-        };
-    let name = text(&mut body, "name", 200)?;
-    let description = text(&mut body, "description", 4000)?;
-    let comments = text(&mut body, "comments", 4000)?;
-    let locale = text(&mut body, "locale", 35)?;
-    if let Some(tag) = &locale
-        && !valid_locale(tag)
-    {
-        return Err(ApiError::bad(
-            "locale",
-            format!("{tag:?} is not a language tag such as en-US"),
-        ));
-    }
-    let submitter_email = text(&mut body, "submitterEmail", 254)?;
-    if let Some(email) = &submitter_email
-        && !valid_email(email)
-    {
-        return Err(ApiError::bad(
-            "submitterEmail",
-            format!("{email:?} is not an email address"),
-        ));
-    }
-    let require_confirmation = match body.remove("requireConfirmation") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => b,
-        Some(_) => {
-            return Err(ApiError::bad(
-                "requireConfirmation",
-                "must be true or false",
-            ));
-        }
-    };
-    Ok(NewJob {
-        tenant: caller.tenant.clone(),
-        job_type,
-        plugin_name: plugin.name.clone(),
-        plugin_version: plugin.version.clone(),
-        plugin_digest: plugin.digest().to_string(),
-        path,
-        excluded_paths,
-        params,
-        priority,
-        require_confirmation,
-        name,
-        description,
-        created_by: caller.user.clone(),
-        comments,
-        locale,
-        submitter_email,
-    })
-}
-
-/// A BCP 47-like language tag: `fr`, `en-US`, `zh-Hant-TW`.
-fn valid_locale(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let lang = parts.next().unwrap_or("");
-    (2..=3).contains(&lang.len())
-        && lang.chars().all(|c| c.is_ascii_alphabetic())
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
-/// One `@` with text on both sides, a dot in the domain, no spaces.
-fn valid_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
 /// Refuses a body that is not declared as JSON.
 fn require_json(headers: &HeaderMap) -> ApiResult<()> {
     let content_type = headers
@@ -421,7 +247,7 @@ async fn submit_job(
 ) -> ApiResult<Response> {
     let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
-    let new_job = parse_submission(&body, &caller, &app.registry)?;
+    let new_job = submission::parse(&body, &caller.tenant, &caller.user, &app.registry)?;
     let job = app.store.insert_job(&new_job).await?;
     app.store
         .log(
@@ -1051,27 +877,6 @@ pub fn job_json(job: &Job, counts: TaskCounts) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locales_and_emails() {
-        for ok in ["fr", "fr-FR", "ko-KR", "zh-Hant-TW", "en-US"] {
-            assert!(valid_locale(ok), "{ok}");
-        }
-        for bad in ["", "f", "french-FR", "fr_FR", "fr-", "12-FR"] {
-            assert!(!valid_locale(bad), "{bad}");
-        }
-        assert!(valid_email("ana@example.com"));
-        for bad in [
-            "ana",
-            "@example.com",
-            "ana@example",
-            "ana@.com",
-            "a na@example.com",
-            "a@b@c.com",
-        ] {
-            assert!(!valid_email(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn int_params_are_bounded() {

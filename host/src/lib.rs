@@ -14,4 +14,5 @@ pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod submission;
 pub mod toolchain;
