@@ -74,6 +74,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/purge", post(purge_now))
+        .route(
+            "/api/v1/schedules",
+            get(list_schedules).post(create_schedule),
+        )
+        .route(
+            "/api/v1/schedules/{id}",
+            axum::routing::delete(delete_schedule),
+        )
         .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
         .route("/api/v1/assets", get(list_assets))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
@@ -261,7 +269,9 @@ async fn submit_job(
         .await?;
     app.wake.notify_one();
     let threshold = app.sync.threshold(&job.job_type);
+    let later = job.run_at.is_some_and(|t| t > crate::store::now_ms());
     if threshold > 0
+        && !later
         && let Some(done) = wait_if_small(&app, &job.id, threshold).await?
     {
         let counts = app.store.task_counts(&done).await?;
@@ -628,6 +638,128 @@ async fn purge_now(State(app): State<AppState>, headers: HeaderMap) -> ApiResult
     })))
 }
 
+/// `POST /api/v1/schedules`: `{"name", "cron", "job": {submission}}`; the job is checked now and at each tick.
+async fn create_schedule(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = caller(&app, &headers, Action::Act).await?;
+    require_json(&headers)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(body) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["name", "cron", "job"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad(
+            unknown,
+            "unknown field; expected name, cron, job",
+        ));
+    }
+    let name = match body.get("name") {
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 200 => s.clone(),
+        Some(_) => return Err(ApiError::bad("name", "must be 1-200 characters")),
+        None => return Err(ApiError::bad("name", "is required")),
+    };
+    let cron_text = match body.get("cron") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::bad("cron", "must be a string")),
+        None => return Err(ApiError::bad("cron", "is required")),
+    };
+    let cron = crate::purge::parse_schedule(&cron_text)
+        .map_err(|e| ApiError::bad("cron", e.to_string()))?;
+    let Some(template) = body.get("job") else {
+        return Err(ApiError::bad("job", "is required"));
+    };
+    let template_text = template.to_string();
+    submission::parse(
+        template_text.as_bytes(),
+        &caller.tenant,
+        &caller.user,
+        &app.registry,
+    )
+    .map_err(|e| {
+        let field = format!("job.{}", e.field.as_deref().unwrap_or(""));
+        ApiError::bad(field.trim_end_matches('.'), e.message)
+    })?;
+    let now = crate::store::now_ms();
+    let next_run = crate::schedules::next_run(&cron, now)
+        .ok_or_else(|| ApiError::bad("cron", "this expression never fires"))?;
+    let row = crate::store::ScheduleRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant: caller.tenant,
+        name,
+        cron: cron_text,
+        template: template_text,
+        created_by: caller.user,
+        created_at: now,
+        next_run,
+        last_run: None,
+        last_job_id: None,
+    };
+    app.store.create_schedule(&row).await?;
+    Ok((StatusCode::CREATED, Json(schedule_json(&row))).into_response())
+}
+
+fn schedule_json(s: &crate::store::ScheduleRow) -> Value {
+    json!({
+        "id": s.id,
+        "name": s.name,
+        "cron": s.cron,
+        "job": serde_json::from_str::<Value>(&s.template).unwrap_or(Value::Null),
+        "tenant": s.tenant,
+        "createdBy": s.created_by,
+        "createdAt": timestamp(Some(s.created_at)),
+        "nextRun": timestamp(Some(s.next_run)),
+        "lastRun": timestamp(s.last_run),
+        "lastJobId": s.last_job_id,
+    })
+}
+
+/// `GET /api/v1/schedules`: the tenant's schedules.
+async fn list_schedules(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let caller = caller(&app, &headers, Action::Read).await?;
+    let schedules: Vec<Value> = app
+        .store
+        .list_schedules(Some(&caller.tenant))
+        .await?
+        .iter()
+        .map(schedule_json)
+        .collect();
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+/// `DELETE /api/v1/schedules/{id}`.
+async fn delete_schedule(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let caller = caller(&app, &headers, Action::Act).await?;
+    if app.store.delete_schedule(&caller.tenant, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("id"),
+            format!("no schedule {id:?}"),
+        ))
+    }
+}
+
 /// `GET /api/v1/tokens` (admin): every token, without secrets.
 async fn list_tokens(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     caller(&app, &headers, Action::Administer).await?;
@@ -865,6 +997,9 @@ pub fn job_json(job: &Job, counts: TaskCounts) -> Value {
         "locale": job.locale,
         "submitterEmail": job.submitter_email,
         "totalSize": job.total_size,
+        "runAt": timestamp(job.run_at),
+        "scheduled": job.state() == JobState::New && job.run_at.is_some_and(|t| t > crate::store::now_ms()),
+        "scheduleId": job.schedule_id,
         "cancellable": transition(job.state(), Event::Cancel).is_ok(),
         "pausable": transition(job.state(), Event::Pause).is_ok(),
         "resumable": transition(job.state(), Event::Resume).is_ok(),

@@ -12,6 +12,7 @@ pub mod purge;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;
+pub mod schedules;
 pub mod server;
 pub mod store;
 pub mod submission;

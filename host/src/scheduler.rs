@@ -152,7 +152,7 @@ impl Scheduler {
         }
         let free = self.slots.available_permits() as i64;
         if free > 0 {
-            for id in self.store.jobs_in_state(JobState::New, free).await? {
+            for id in self.store.due_new_jobs(free).await? {
                 let Some(permit) = self.slot() else {
                     return Ok(());
                 };

@@ -138,6 +138,11 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     let wake = scheduler.waker();
     tokio::spawn(scheduler.run());
     tokio::spawn(config.retention.clone().run(store.clone()));
+    tokio::spawn(crate::schedules::run(
+        store.clone(),
+        registry.clone(),
+        wake.clone(),
+    ));
 
     let app = api::router(AppState {
         store,

@@ -76,6 +76,8 @@ pub struct Job {
     pub locale: Option<String>,
     pub submitter_email: Option<String>,
     pub total_size: i64,
+    pub run_at: Option<i64>,
+    pub schedule_id: Option<String>,
 }
 
 /// A [`JobState`] read from a text column.
@@ -120,6 +122,10 @@ pub struct NewJob {
     pub comments: Option<String>,
     pub locale: Option<String>,
     pub submitter_email: Option<String>,
+    /// Not before this time (ms); None: at once.
+    pub run_at: Option<i64>,
+    /// The recurring schedule that created the job.
+    pub schedule_id: Option<String>,
 }
 
 /// Filters for listing jobs.
@@ -201,6 +207,23 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
+/// A recurring schedule: a cron expression and the job submission it makes.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleRow {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub cron: String,
+    /// The submission body, JSON.
+    pub template: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub next_run: i64,
+    pub last_run: Option<i64>,
+    pub last_job_id: Option<String>,
+}
+
 /// The job database.
 #[derive(Clone)]
 pub struct Store {
@@ -210,7 +233,7 @@ pub struct Store {
 const JOB_COLUMNS: &str = "id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
     excluded_paths, params, priority, require_confirmation, name, description, created_by, server_name, \
     created_at, started_at, completed_at, updated_at, total, succeeded, failed, progress_message, \
-    progress_at, fuel_used, error, comments, locale, submitter_email, total_size";
+    progress_at, fuel_used, error, comments, locale, submitter_email, total_size, run_at, schedule_id";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `file` and migrates it.
@@ -242,8 +265,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO jobs (id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
              excluded_paths, params, priority, require_confirmation, name, description, created_by, created_at, \
-             updated_at, comments, locale, submitter_email) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_at, comments, locale, submitter_email, run_at, schedule_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&job.tenant)
@@ -265,6 +288,8 @@ impl Store {
         .bind(&job.comments)
         .bind(&job.locale)
         .bind(&job.submitter_email)
+        .bind(job.run_at)
+        .bind(&job.schedule_id)
         .execute(&self.pool)
         .await
         .map_err(|e| match e {
@@ -357,6 +382,85 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Ids of New jobs whose start time has come, highest priority and oldest first.
+    pub async fn due_new_jobs(&self, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'New' AND (run_at IS NULL OR run_at <= ?) \
+             ORDER BY priority DESC, created_at LIMIT ?",
+        )
+        .bind(now_ms())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Creates a recurring schedule.
+    pub async fn create_schedule(&self, s: &ScheduleRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedules (id, tenant, name, cron, template, created_by, created_at, next_run) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.tenant)
+        .bind(&s.name)
+        .bind(&s.cron)
+        .bind(&s.template)
+        .bind(&s.created_by)
+        .bind(s.created_at)
+        .bind(s.next_run)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::NameTaken(s.name.clone()),
+            other => StoreError::Db(other),
+        })?;
+        Ok(())
+    }
+
+    /// A tenant's schedules by name; every tenant's with None.
+    pub async fn list_schedules(&self, tenant: Option<&str>) -> Result<Vec<ScheduleRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant, name, cron, template, created_by, created_at, next_run, last_run, last_job_id \
+             FROM schedules WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes a tenant's schedule; false if there was none.
+    pub async fn delete_schedule(&self, tenant: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM schedules WHERE id = ? AND tenant = ?")
+            .bind(id)
+            .bind(tenant)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves a schedule to its next run, if it still stands at `due` (so one tick
+    /// creates one job); records the job it created. True if this call moved it.
+    pub async fn advance_schedule(
+        &self,
+        id: &str,
+        due: i64,
+        next: i64,
+        job_id: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE schedules SET next_run = ?, last_run = ?, last_job_id = coalesce(?, last_job_id) \
+             WHERE id = ? AND next_run = ?",
+        )
+        .bind(next)
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(id)
+        .bind(due)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Applies `event` to the job if the state machine allows it from its

@@ -46,6 +46,7 @@ const SUBMIT_FIELDS: &[&str] = &[
     "locale",
     "submitterEmail",
     "requireConfirmation",
+    "runAt",
 ];
 
 /// Checks a submission body (JSON) and turns it into a job to store for `tenant`, created by `user`.
@@ -151,6 +152,21 @@ pub fn parse(
         ));
     }
     let submitter_email = text(&mut body, "submitterEmail", 254)?;
+    let run_at = match text(&mut body, "runAt", 64)? {
+        None => None,
+        Some(raw) => Some(
+            humantime::parse_rfc3339_weak(&raw)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .ok_or_else(|| {
+                    Invalid::field(
+                        "runAt",
+                        format!("{raw:?} is not a time like 2026-11-24T10:00:00Z"),
+                    )
+                })?,
+        ),
+    };
     if let Some(email) = &submitter_email
         && !valid_email(email)
     {
@@ -186,6 +202,8 @@ pub fn parse(
         comments,
         locale,
         submitter_email,
+        run_at,
+        schedule_id: None,
     })
 }
 

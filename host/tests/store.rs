@@ -22,6 +22,8 @@ fn new_job(tenant: &str) -> NewJob {
         comments: None,
         locale: Some("fr-FR".into()),
         submitter_email: None,
+        run_at: None,
+        schedule_id: None,
     }
 }
 
