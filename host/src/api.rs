@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
         .route("/api/v1/assets", get(list_assets))
+        .merge(crate::facade::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
         .with_state(state)
 }
@@ -99,7 +100,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
         ApiError {
             status,
             field: field.map(str::to_string),
@@ -108,7 +109,7 @@ impl ApiError {
         }
     }
 
-    fn bad(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Some(field), message)
     }
 }
@@ -160,19 +161,23 @@ impl From<crate::assets::AssetError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Who is asking: the token's name, role and the tenant the request acts in.
-struct Caller {
-    tenant: String,
-    user: String,
+pub(crate) struct Caller {
+    pub(crate) tenant: String,
+    pub(crate) user: String,
 }
 
 const TENANT_HEADER: &str = "x-wasmq-tenant";
 
 /// Authenticates the request's bearer token and checks that its role may do
 /// `action`; an admin may act in another tenant named by `X-Wasmq-Tenant`.
-async fn caller(app: &AppState, headers: &HeaderMap, action: Action) -> ApiResult<Caller> {
+pub(crate) async fn caller(
+    app: &AppState,
+    headers: &HeaderMap,
+    action: Action,
+) -> ApiResult<Caller> {
     let unauthorized =
         |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, Some("Authorization"), message);
     let secret = headers
@@ -229,7 +234,7 @@ async fn caller(app: &AppState, headers: &HeaderMap, action: Action) -> ApiResul
 }
 
 /// Refuses a body that is not declared as JSON.
-fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn require_json(headers: &HeaderMap) -> ApiResult<()> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -306,7 +311,7 @@ async fn wait_if_small(app: &AppState, id: &str, threshold: u64) -> ApiResult<Op
     }
 }
 
-async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+pub(crate) async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     match app.store.get_job(id).await? {
         Some(job) if job.tenant == caller.tenant => Ok(job),
         Some(_) => Err(ApiError::new(
@@ -462,7 +467,7 @@ async fn delete_job(
 }
 
 /// A log line as text: `2026-11-24T10:00:00.000Z INFO message`.
-fn log_line((at, level, message): &(i64, String, String)) -> String {
+pub(crate) fn log_line((at, level, message): &(i64, String, String)) -> String {
     let at = timestamp(Some(*at));
     format!(
         "{} {} {message}",
@@ -539,7 +544,7 @@ async fn job_logs_download(
 }
 
 /// A ZIP archive holding one file.
-fn zip_one(name: &str, data: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
+pub(crate) fn zip_one(name: &str, data: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
     use std::io::Write;
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
@@ -785,7 +790,7 @@ async fn delete_token(
 }
 
 /// Reads an integer query parameter within bounds.
-fn int_param(
+pub(crate) fn int_param(
     query: &HashMap<String, String>,
     name: &str,
     default: u64,
@@ -934,7 +939,7 @@ async fn list_assets(
 }
 
 /// RFC 3339 text of a millisecond timestamp.
-fn timestamp(ms: Option<i64>) -> Value {
+pub(crate) fn timestamp(ms: Option<i64>) -> Value {
     match ms {
         Some(ms) if ms >= 0 => Value::String(
             humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64))

@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod capabilities;
+pub mod facade;
 pub mod jobs;
 pub mod paths;
 pub mod plugins;

@@ -1,0 +1,281 @@
+//! The compatibility facade: the paths and JSON field names of the widely used
+//! asset-processing API (`/bin/guides/v1/assets/process...`) over wasmq's jobs.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::api::{self, ApiError, ApiResult, AppState, Caller};
+use crate::auth::Action;
+use crate::jobs::{Event, JobState, transition};
+use crate::store::{Job, JobFilter};
+use crate::submission;
+
+/// The facade's base path.
+pub const BASE: &str = "/bin/guides/v1/assets/process";
+
+/// The facade's routes, to merge into the API's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(BASE, post(process))
+        .route(&format!("{BASE}/status"), get(status))
+        .route(&format!("{BASE}/logs"), get(logs))
+        .route(&format!("{BASE}/logs/download"), get(logs_download))
+        .route(&format!("{BASE}/cancel"), post(cancel))
+        .route(&format!("{BASE}/resume"), post(resume))
+        .route(&format!("{BASE}/history"), get(history))
+}
+
+/// The facade's five statuses for wasmq's twelve states.
+pub fn status_of(state: JobState) -> &'static str {
+    match state {
+        JobState::New
+        | JobState::Preparing
+        | JobState::Suspended
+        | JobState::Ready
+        | JobState::Paused => "WAITING",
+        JobState::Active | JobState::Pausing | JobState::Failing | JobState::Cancelling => {
+            "RUNNING"
+        }
+        JobState::Complete => "SUCCESS",
+        JobState::Failed => "FAILED",
+        JobState::Cancelled => "CANCELLED",
+    }
+}
+
+/// The facade's status object for a job.
+async fn status_json(app: &AppState, job: &Job) -> ApiResult<Value> {
+    let counts = app.store.task_counts(job).await?;
+    let planned = !matches!(job.state(), JobState::New | JobState::Preparing);
+    let full = api::job_json(job, counts);
+    Ok(json!({
+        "processingId": job.id,
+        "path": job.path,
+        "excludedPaths": full["excludedPaths"],
+        "status": status_of(job.state()),
+        "triggeredCount": counts.succeeded + counts.failed + counts.running,
+        "startedAt": full["startedAt"],
+        "completedAt": full["completedAt"],
+        "hasLogs": app.store.log_count(&job.id).await? > 0,
+        "createdBy": job.created_by,
+        "type": job.job_type,
+        "migrationSet": {
+            "totalFiles": counts.total,
+            "calculationStatus": if planned { "DONE" } else { "IN_PROGRESS" },
+        },
+        "eta": full["progress"]["eta"],
+        "comments": job.comments,
+        "restartable": transition(job.state(), Event::Restart).is_ok(),
+        "resumable": transition(job.state(), Event::Resume).is_ok(),
+        "cancellable": transition(job.state(), Event::Cancel).is_ok(),
+    }))
+}
+
+/// The `processingId` of a request: the query parameter, or a JSON body field.
+fn processing_id(query: &HashMap<String, String>, body: &[u8]) -> ApiResult<String> {
+    if let Some(id) = query.get("processingId") {
+        return Ok(id.clone());
+    }
+    let from_body = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        v.get("processingId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    from_body.ok_or_else(|| ApiError::bad("processingId", "is required"))
+}
+
+async fn job_for(
+    app: &AppState,
+    headers: &HeaderMap,
+    action: Action,
+    id: &str,
+) -> ApiResult<(Caller, Job)> {
+    let caller = api::caller(app, headers, action).await?;
+    let job = api::find_job(app, &caller, id).await?;
+    Ok((caller, job))
+}
+
+/// `POST /bin/guides/v1/assets/process` `{path, excludedPaths, type}` -> `{processingId}`.
+async fn process(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = api::caller(&app, &headers, Action::Act).await?;
+    api::require_json(&headers)?;
+    let new_job = submission::parse(&body, &caller.tenant, &caller.user, &app.registry)?;
+    let job = app.store.insert_job(&new_job).await?;
+    app.store
+        .log(
+            &job.id,
+            "info",
+            &format!("submitted by {} through the processing API", caller.user),
+        )
+        .await?;
+    app.wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "processingId": job.id })),
+    )
+        .into_response())
+}
+
+async fn status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let id = processing_id(&query, b"")?;
+    let (_, job) = job_for(&app, &headers, Action::Read, &id).await?;
+    Ok(Json(status_json(&app, &job).await?))
+}
+
+async fn logs(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let id = processing_id(&query, b"")?;
+    let (_, job) = job_for(&app, &headers, Action::Read, &id).await?;
+    let total = app.store.log_count(&job.id).await? as u64;
+    let (offset, limit) = if query.contains_key("tail") {
+        let tail = api::int_param(&query, "tail", 100, 1, 10_000)?;
+        (total.saturating_sub(tail), tail)
+    } else {
+        (
+            api::int_param(&query, "offset", 0, 0, i64::MAX as u64)?,
+            api::int_param(&query, "limit", 100, 1, 10_000)?,
+        )
+    };
+    let lines: Vec<String> = app
+        .store
+        .logs(&job.id, offset as i64, limit as i64)
+        .await?
+        .iter()
+        .map(api::log_line)
+        .collect();
+    let has_more = offset + (lines.len() as u64) < total;
+    Ok(Json(
+        json!({ "processingId": job.id, "lines": lines, "offset": offset, "limit": limit, "hasMore": has_more }),
+    ))
+}
+
+async fn logs_download(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let id = processing_id(&query, b"")?;
+    let (_, job) = job_for(&app, &headers, Action::Read, &id).await?;
+    let total = app.store.log_count(&job.id).await?;
+    let text: String = app
+        .store
+        .logs(&job.id, 0, total)
+        .await?
+        .iter()
+        .map(|l| api::log_line(l) + "\n")
+        .collect();
+    let zipped = api::zip_one(&format!("{}.log", job.id), text.as_bytes()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("zipping the log: {e}"),
+        )
+    })?;
+    let disposition = format!("attachment; filename=\"{}-logs.zip\"", job.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        zipped,
+    )
+        .into_response())
+}
+
+async fn act(
+    app: AppState,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    body: Bytes,
+    event: Event,
+) -> ApiResult<Json<Value>> {
+    let id = processing_id(&query, &body)?;
+    let (caller, job) = job_for(&app, &headers, Action::Act, &id).await?;
+    app.store.apply(&job.id, event, "api").await?;
+    app.store
+        .log(
+            &job.id,
+            "info",
+            &format!(
+                "{event:?} requested by {} through the processing API",
+                caller.user
+            ),
+        )
+        .await?;
+    app.wake.notify_one();
+    let job = api::find_job(&app, &caller, &id).await?;
+    Ok(Json(status_json(&app, &job).await?))
+}
+
+async fn cancel(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    act(app, headers, query, body, Event::Cancel).await
+}
+
+async fn resume(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    act(app, headers, query, body, Event::Resume).await
+}
+
+async fn history(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let caller = api::caller(&app, &headers, Action::Read).await?;
+    let filter = JobFilter {
+        tenant: Some(caller.tenant),
+        limit: api::int_param(&query, "limit", 10, 1, 1000)?,
+        ..JobFilter::default()
+    };
+    let (jobs, _) = app.store.list_jobs(&filter).await?;
+    let mut history = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        history.push(status_json(&app, job).await?);
+    }
+    Ok(Json(json!({ "executionHistory": history })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::ALL_STATES;
+
+    #[test]
+    fn every_state_has_one_of_the_five_statuses() {
+        for state in ALL_STATES {
+            assert!(
+                ["WAITING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED"]
+                    .contains(&status_of(state))
+            );
+        }
+        assert_eq!(status_of(JobState::Complete), "SUCCESS");
+        assert_eq!(status_of(JobState::Cancelling), "RUNNING");
+        assert_eq!(status_of(JobState::Paused), "WAITING");
+    }
+}
