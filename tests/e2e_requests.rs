@@ -411,3 +411,61 @@ async fn small_jobs_are_answered_within_the_request() {
         "a job awaiting confirmation is not waited for: {job}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_describes_every_route_and_every_described_route_exists() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_delete"],
+        ..Default::default()
+    });
+    let (status, spec) = server
+        .send(server.anonymous(reqwest::Method::GET, "/openapi.json"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3."),
+        "{spec}"
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    for expected in [
+        "/healthz",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/{action}",
+        "/api/v1/jobs/{id}/tasks",
+        "/api/v1/jobs/{id}/logs",
+        "/api/v1/jobs/{id}/logs/download",
+        "/api/v1/jobs/{id}/report",
+        "/api/v1/history",
+        "/api/v1/plugins",
+        "/api/v1/assets",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{id}",
+        "/api/v1/purge",
+        "/api/v1/schedules",
+        "/api/v1/schedules/{id}",
+        "/bin/guides/v1/assets/process",
+        "/bin/guides/v1/assets/process/status",
+        "/bin/guides/v1/assets/process/history",
+    ] {
+        assert!(paths.contains_key(expected), "{expected} is not described");
+    }
+    assert!(spec["components"]["securitySchemes"]["token"].is_object());
+    // Every described operation is served: no "no such endpoint" answer, no 5xx.
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{id}", "no-such-id")
+                .replace("{action}", "cancel");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (status, body) = server
+                .send(server.request(method.clone(), &concrete).json(&json!({})))
+                .await;
+            assert!(status < 500, "{method} {concrete}: {status} {body}");
+            assert_ne!(
+                body["error"]["message"], "no such endpoint",
+                "{method} {concrete} is described but not served"
+            );
+        }
+    }
+}

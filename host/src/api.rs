@@ -8,11 +8,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::assets::AssetRepo;
 use crate::auth::{Action, Role};
@@ -58,35 +61,66 @@ impl SyncPolicy {
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/jobs", get(list_jobs).post(submit_job))
-        .route(
-            "/api/v1/jobs/{id}",
-            get(get_job).patch(patch_job).delete(delete_job),
-        )
-        .route("/api/v1/jobs/{id}/{action}", post(control_job))
-        .route("/api/v1/jobs/{id}/tasks", get(list_tasks))
-        .route("/api/v1/jobs/{id}/logs", get(job_logs))
-        .route("/api/v1/jobs/{id}/logs/download", get(job_logs_download))
-        .route("/api/v1/jobs/{id}/report", get(job_report))
-        .route("/api/v1/history", get(history))
-        .route("/api/v1/plugins", get(list_plugins))
-        .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/purge", post(purge_now))
-        .route(
-            "/api/v1/schedules",
-            get(list_schedules).post(create_schedule),
-        )
-        .route(
-            "/api/v1/schedules/{id}",
-            axum::routing::delete(delete_schedule),
-        )
-        .route("/api/v1/tokens/{id}", axum::routing::delete(delete_token))
-        .route("/api/v1/assets", get(list_assets))
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(list_jobs, submit_job))
+        .routes(routes!(get_job, patch_job, delete_job))
+        .routes(routes!(control_job))
+        .routes(routes!(list_tasks))
+        .routes(routes!(job_logs))
+        .routes(routes!(job_logs_download))
+        .routes(routes!(job_report))
+        .routes(routes!(history))
+        .routes(routes!(list_plugins))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(delete_token))
+        .routes(routes!(purge_now))
+        .routes(routes!(list_schedules, create_schedule))
+        .routes(routes!(delete_schedule))
+        .routes(routes!(list_assets))
         .merge(crate::facade::routes())
+        .split_for_parts();
+    let spec = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(spec.as_ref().clone()) }),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, None, "no such endpoint") })
         .with_state(state)
+}
+
+/// The OpenAPI document's fixed parts; the paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "wasmq", description = "A job runtime for bulk asset operations whose job types are WebAssembly components"),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the bearer-token scheme every route but `/healthz` requires.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "token",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "The server is up")))]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// An error answer: `{"error": {"field": ..., "message": ...}}`.
@@ -253,6 +287,7 @@ pub(crate) fn require_json(headers: &HeaderMap) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body(content = serde_json::Value, description = "type, path, excludedPaths, params, priority, name, description, comments, locale, submitterEmail, requireConfirmation, runAt", content_type = "application/json"), responses((status = 200, description = "A small job, run within the request", body = serde_json::Value), (status = 202, description = "Accepted", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 409, description = "Name taken"), (status = 415, description = "Not JSON")))]
 async fn submit_job(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -327,6 +362,7 @@ pub(crate) async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiRe
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "The job", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn get_job(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -339,6 +375,7 @@ async fn get_job(
 }
 
 /// `GET /api/v1/history?limit=N`: the caller's last N finished runs, most recent first.
+#[utoipa::path(get, path = "/api/v1/history", tag = "jobs", params(("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "The last finished runs", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn history(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -362,6 +399,7 @@ async fn history(
 }
 
 /// `POST /api/v1/jobs/{id}/{cancel|pause|resume|restart|confirm}`.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/{action}", tag = "jobs", params(("id" = String, Path, description = "Job id"), ("action" = String, Path, description = "cancel, pause, resume, restart or confirm")), responses((status = 200, description = "The job", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job or action"), (status = 409, description = "Forbidden by the state machine; the body names the state")))]
 async fn control_job(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -403,6 +441,7 @@ async fn control_job(
 }
 
 /// `PATCH /api/v1/jobs/{id}` with `{"priority": N}`: takes effect at the next claim.
+#[utoipa::path(patch, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), request_body(content = serde_json::Value, description = "{\"priority\": N}", content_type = "application/json"), responses((status = 200, description = "The job", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job"), (status = 409, description = "The job has ended")))]
 async fn patch_job(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -455,6 +494,7 @@ async fn patch_job(
 }
 
 /// `DELETE /api/v1/jobs/{id}`: only a job that has ended.
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 204, description = "Deleted"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job"), (status = 409, description = "The job has not ended")))]
 async fn delete_job(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -477,6 +517,7 @@ pub(crate) fn log_line((at, level, message): &(i64, String, String)) -> String {
 }
 
 /// `GET /api/v1/jobs/{id}/logs?offset=&limit=&tail=`.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", tag = "jobs", params(("id" = String, Path, description = "Job id"), ("offset" = Option<u64>, Query, description = "Skip"), ("limit" = Option<u64>, Query, description = "1-10000"), ("tail" = Option<u64>, Query, description = "The last N lines")), responses((status = 200, description = "Log lines", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn job_logs(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -512,6 +553,7 @@ async fn job_logs(
 }
 
 /// `GET /api/v1/jobs/{id}/logs/download`: the log as `{id}.log` in a ZIP.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs/download", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "The log in a ZIP", content_type = "application/zip"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn job_logs_download(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -555,6 +597,7 @@ pub(crate) fn zip_one(name: &str, data: &[u8]) -> zip::result::ZipResult<Vec<u8>
 }
 
 /// `GET /api/v1/jobs/{id}/report`: one CSV row per item.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/report", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "One CSV row per item", content_type = "text/csv"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn job_report(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -575,6 +618,7 @@ async fn job_report(
 }
 
 /// `POST /api/v1/tokens` (admin): `{"name", "role", "tenant"}`; the answer holds the secret, once.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "admin", request_body(content = serde_json::Value, description = "name, role, tenant", content_type = "application/json"), responses((status = 201, description = "The token, with its secret (shown once)", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn create_token(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -633,6 +677,7 @@ async fn create_token(
 }
 
 /// `POST /api/v1/purge` (admin): applies the retention policy now.
+#[utoipa::path(post, path = "/api/v1/purge", tag = "admin", responses((status = 200, description = "How many jobs were removed", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn purge_now(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     caller(&app, &headers, Action::Administer).await?;
     let removed = app.retention.purge(&app.store).await?;
@@ -644,6 +689,7 @@ async fn purge_now(State(app): State<AppState>, headers: HeaderMap) -> ApiResult
 }
 
 /// `POST /api/v1/schedules`: `{"name", "cron", "job": {submission}}`; the job is checked now and at each tick.
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "schedules", request_body(content = serde_json::Value, description = "name, cron, job", content_type = "application/json"), responses((status = 201, description = "The schedule", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 409, description = "Name taken")))]
 async fn create_schedule(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -735,6 +781,7 @@ fn schedule_json(s: &crate::store::ScheduleRow) -> Value {
 }
 
 /// `GET /api/v1/schedules`: the tenant's schedules.
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "schedules", responses((status = 200, description = "The tenant's schedules", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_schedules(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = caller(&app, &headers, Action::Read).await?;
     let schedules: Vec<Value> = app
@@ -748,6 +795,7 @@ async fn list_schedules(State(app): State<AppState>, headers: HeaderMap) -> ApiR
 }
 
 /// `DELETE /api/v1/schedules/{id}`.
+#[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id")), responses((status = 204, description = "Deleted"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such schedule")))]
 async fn delete_schedule(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -766,12 +814,14 @@ async fn delete_schedule(
 }
 
 /// `GET /api/v1/tokens` (admin): every token, without secrets.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "admin", responses((status = 200, description = "Tokens without secrets", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_tokens(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     caller(&app, &headers, Action::Administer).await?;
     Ok(Json(json!({ "tokens": app.store.list_tokens().await? })))
 }
 
 /// `DELETE /api/v1/tokens/{id}` (admin): revokes a token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "admin", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such token")))]
 async fn delete_token(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -809,6 +859,7 @@ pub(crate) fn int_param(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("state" = Option<String>, Query, description = "A job state"), ("type" = Option<String>, Query, description = "Job type"), ("id" = Option<String>, Query, description = "Id prefix"), ("text" = Option<String>, Query, description = "Text in name or description"), ("createdBy" = Option<String>, Query, description = "Creator"), ("createdAfter" = Option<String>, Query, description = "RFC 3339"), ("createdBefore" = Option<String>, Query, description = "RFC 3339"), ("offset" = Option<u64>, Query, description = "Skip"), ("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "Jobs, newest first", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_jobs(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -863,6 +914,7 @@ async fn list_jobs(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/tasks", tag = "jobs", params(("id" = String, Path, description = "Job id"), ("offset" = Option<u64>, Query, description = "Skip"), ("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "Per-item rows", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn list_tasks(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -883,6 +935,7 @@ async fn list_tasks(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded and rejected plugins", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_plugins(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     caller(&app, &headers, Action::Read).await?;
     let plugins: Vec<Value> = app
@@ -908,6 +961,7 @@ async fn list_plugins(State(app): State<AppState>, headers: HeaderMap) -> ApiRes
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/assets", tag = "assets", params(("path" = String, Query, description = "Folder"), ("recursive" = Option<bool>, Query, description = "Descend"), ("cursor" = Option<String>, Query, description = "Next page"), ("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "A page of assets", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_assets(
     State(app): State<AppState>,
     headers: HeaderMap,

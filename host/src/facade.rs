@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::{self, ApiError, ApiResult, AppState, Caller};
 use crate::auth::Action;
@@ -17,19 +18,16 @@ use crate::jobs::{Event, JobState, transition};
 use crate::store::{Job, JobFilter};
 use crate::submission;
 
-/// The facade's base path.
-pub const BASE: &str = "/bin/guides/v1/assets/process";
-
 /// The facade's routes, to merge into the API's router.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(BASE, post(process))
-        .route(&format!("{BASE}/status"), get(status))
-        .route(&format!("{BASE}/logs"), get(logs))
-        .route(&format!("{BASE}/logs/download"), get(logs_download))
-        .route(&format!("{BASE}/cancel"), post(cancel))
-        .route(&format!("{BASE}/resume"), post(resume))
-        .route(&format!("{BASE}/history"), get(history))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(process))
+        .routes(routes!(status))
+        .routes(routes!(logs))
+        .routes(routes!(logs_download))
+        .routes(routes!(cancel))
+        .routes(routes!(resume))
+        .routes(routes!(history))
 }
 
 /// The facade's five statuses for wasmq's twelve states.
@@ -102,6 +100,7 @@ async fn job_for(
 }
 
 /// `POST /bin/guides/v1/assets/process` `{path, excludedPaths, type}` -> `{processingId}`.
+#[utoipa::path(post, path = "/bin/guides/v1/assets/process", tag = "processing API", request_body(content = serde_json::Value, description = "path, excludedPaths, type", content_type = "application/json"), responses((status = 202, description = "{processingId}", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn process(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -126,6 +125,7 @@ async fn process(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/bin/guides/v1/assets/process/status", tag = "processing API", params(("processingId" = String, Query, description = "The job id")), responses((status = 200, description = "Status", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn status(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -136,6 +136,7 @@ async fn status(
     Ok(Json(status_json(&app, &job).await?))
 }
 
+#[utoipa::path(get, path = "/bin/guides/v1/assets/process/logs", tag = "processing API", params(("processingId" = String, Query, description = "The job id"), ("offset" = Option<u64>, Query, description = "Skip"), ("limit" = Option<u64>, Query, description = "1-10000"), ("tail" = Option<u64>, Query, description = "The last N lines")), responses((status = 200, description = "Log lines", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn logs(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -166,6 +167,7 @@ async fn logs(
     ))
 }
 
+#[utoipa::path(get, path = "/bin/guides/v1/assets/process/logs/download", tag = "processing API", params(("processingId" = String, Query, description = "The job id")), responses((status = 200, description = "The log in a ZIP", content_type = "application/zip"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
 async fn logs_download(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -224,6 +226,7 @@ async fn act(
     Ok(Json(status_json(&app, &job).await?))
 }
 
+#[utoipa::path(post, path = "/bin/guides/v1/assets/process/cancel", tag = "processing API", params(("processingId" = Option<String>, Query, description = "The job id, or in the body")), responses((status = 200, description = "Status", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job"), (status = 409, description = "Forbidden transition")))]
 async fn cancel(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -233,6 +236,7 @@ async fn cancel(
     act(app, headers, query, body, Event::Cancel).await
 }
 
+#[utoipa::path(post, path = "/bin/guides/v1/assets/process/resume", tag = "processing API", params(("processingId" = Option<String>, Query, description = "The job id, or in the body")), responses((status = 200, description = "Status", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job"), (status = 409, description = "Forbidden transition")))]
 async fn resume(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -242,6 +246,7 @@ async fn resume(
     act(app, headers, query, body, Event::Resume).await
 }
 
+#[utoipa::path(get, path = "/bin/guides/v1/assets/process/history", tag = "processing API", params(("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "{executionHistory}", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn history(
     State(app): State<AppState>,
     headers: HeaderMap,
