@@ -100,6 +100,18 @@ async fn an_undeclared_capability_is_refused_and_logged() {
             .contains("WARN capability `delete` was not declared")),
         "{logs}"
     );
+    let zip = server
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/jobs/{id}/logs/download"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status().as_u16(), 200);
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    let bytes = zip.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK\x03\x04"), "a ZIP archive");
 }
 
 #[tokio::test(flavor = "multi_thread")]
