@@ -450,26 +450,7 @@ async fn patch_job(
 ) -> ApiResult<Json<Value>> {
     let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(body) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = body.keys().find(|k| k.as_str() != "priority") {
-        return Err(ApiError::bad(
-            unknown,
-            "unknown field; only priority can change",
-        ));
-    }
+    let body = submission::object(&body, &["priority"])?;
     let priority = match body.get("priority") {
         Some(Value::Number(n)) => match n.as_i64() {
             Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => p,
@@ -526,30 +507,66 @@ async fn job_logs(
 ) -> ApiResult<Json<Value>> {
     let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
-    let total = app.store.log_count(&job.id).await? as u64;
+    Ok(Json(log_page(&app, &job.id, &query).await?))
+}
+
+/// A page of a job's log, by `offset` and `limit` or the last `tail` lines:
+/// `{lines, offset, limit, total, hasMore}`.
+pub(crate) async fn log_page(
+    app: &AppState,
+    job_id: &str,
+    query: &HashMap<String, String>,
+) -> ApiResult<Value> {
+    let total = app.store.log_count(job_id).await? as u64;
     if query.contains_key("tail") && query.contains_key("offset") {
         return Err(ApiError::bad("tail", "cannot be combined with offset"));
     }
     let (offset, limit) = if query.contains_key("tail") {
-        let tail = int_param(&query, "tail", 100, 1, 10_000)?;
+        let tail = int_param(query, "tail", 100, 1, 10_000)?;
         (total.saturating_sub(tail), tail)
     } else {
         (
-            int_param(&query, "offset", 0, 0, i64::MAX as u64)?,
-            int_param(&query, "limit", 100, 1, 10_000)?,
+            int_param(query, "offset", 0, 0, i64::MAX as u64)?,
+            int_param(query, "limit", 100, 1, 10_000)?,
         )
     };
     let lines: Vec<String> = app
         .store
-        .logs(&job.id, offset as i64, limit as i64)
+        .logs(job_id, offset as i64, limit as i64)
         .await?
         .iter()
         .map(log_line)
         .collect();
     let has_more = offset + (lines.len() as u64) < total;
-    Ok(Json(
+    Ok(
         json!({ "lines": lines, "offset": offset, "limit": limit, "total": total, "hasMore": has_more }),
-    ))
+    )
+}
+
+/// A job's whole log as `{id}.log` in a ZIP download.
+pub(crate) async fn log_zip(app: &AppState, job_id: &str) -> ApiResult<Response> {
+    let total = app.store.log_count(job_id).await?;
+    let mut text = String::new();
+    for line in app.store.logs(job_id, 0, total).await? {
+        text.push_str(&log_line(&line));
+        text.push('\n');
+    }
+    let zipped = zip_one(&format!("{job_id}.log"), text.as_bytes()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("zipping the log: {e}"),
+        )
+    })?;
+    let disposition = format!("attachment; filename=\"{job_id}-logs.zip\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        zipped,
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/jobs/{id}/logs/download`: the log as `{id}.log` in a ZIP.
@@ -561,28 +578,7 @@ async fn job_logs_download(
 ) -> ApiResult<Response> {
     let caller = caller(&app, &headers, Action::Read).await?;
     let job = find_job(&app, &caller, &id).await?;
-    let total = app.store.log_count(&job.id).await?;
-    let mut text = String::new();
-    for line in app.store.logs(&job.id, 0, total).await? {
-        text.push_str(&log_line(&line));
-        text.push('\n');
-    }
-    let zipped = zip_one(&format!("{}.log", job.id), text.as_bytes()).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            format!("zipping the log: {e}"),
-        )
-    })?;
-    let disposition = format!("attachment; filename=\"{}-logs.zip\"", job.id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/zip".to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        zipped,
-    )
-        .into_response())
+    log_zip(&app, &job.id).await
 }
 
 /// A ZIP archive holding one file.
@@ -626,29 +622,7 @@ async fn create_token(
 ) -> ApiResult<Response> {
     caller(&app, &headers, Action::Administer).await?;
     require_json(&headers)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(body) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !["name", "role", "tenant"].contains(&k.as_str()))
-    {
-        return Err(ApiError::bad(
-            unknown,
-            "unknown field; expected name, role, tenant",
-        ));
-    }
+    let body = submission::object(&body, &["name", "role", "tenant"])?;
     let text = |field: &str| -> ApiResult<String> {
         match body.get(field) {
             Some(Value::String(s)) => Ok(s.clone()),
@@ -697,29 +671,7 @@ async fn create_schedule(
 ) -> ApiResult<Response> {
     let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(body) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            None,
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !["name", "cron", "job"].contains(&k.as_str()))
-    {
-        return Err(ApiError::bad(
-            unknown,
-            "unknown field; expected name, cron, job",
-        ));
-    }
+    let body = submission::object(&body, &["name", "cron", "job"])?;
     let name = match body.get("name") {
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 200 => s.clone(),
         Some(_) => return Err(ApiError::bad("name", "must be 1-200 characters")),

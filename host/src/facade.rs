@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -144,27 +144,9 @@ async fn logs(
 ) -> ApiResult<Json<Value>> {
     let id = processing_id(&query, b"")?;
     let (_, job) = job_for(&app, &headers, Action::Read, &id).await?;
-    let total = app.store.log_count(&job.id).await? as u64;
-    let (offset, limit) = if query.contains_key("tail") {
-        let tail = api::int_param(&query, "tail", 100, 1, 10_000)?;
-        (total.saturating_sub(tail), tail)
-    } else {
-        (
-            api::int_param(&query, "offset", 0, 0, i64::MAX as u64)?,
-            api::int_param(&query, "limit", 100, 1, 10_000)?,
-        )
-    };
-    let lines: Vec<String> = app
-        .store
-        .logs(&job.id, offset as i64, limit as i64)
-        .await?
-        .iter()
-        .map(api::log_line)
-        .collect();
-    let has_more = offset + (lines.len() as u64) < total;
-    Ok(Json(
-        json!({ "processingId": job.id, "lines": lines, "offset": offset, "limit": limit, "hasMore": has_more }),
-    ))
+    let mut page = api::log_page(&app, &job.id, &query).await?;
+    page["processingId"] = json!(job.id);
+    Ok(Json(page))
 }
 
 #[utoipa::path(get, path = "/bin/guides/v1/assets/process/logs/download", tag = "processing API", params(("processingId" = String, Query, description = "The job id")), responses((status = 200, description = "The log in a ZIP", content_type = "application/zip"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job")))]
@@ -175,30 +157,7 @@ async fn logs_download(
 ) -> ApiResult<Response> {
     let id = processing_id(&query, b"")?;
     let (_, job) = job_for(&app, &headers, Action::Read, &id).await?;
-    let total = app.store.log_count(&job.id).await?;
-    let text: String = app
-        .store
-        .logs(&job.id, 0, total)
-        .await?
-        .iter()
-        .map(|l| api::log_line(l) + "\n")
-        .collect();
-    let zipped = api::zip_one(&format!("{}.log", job.id), text.as_bytes()).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            format!("zipping the log: {e}"),
-        )
-    })?;
-    let disposition = format!("attachment; filename=\"{}-logs.zip\"", job.id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/zip".to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        zipped,
-    )
-        .into_response())
+    api::log_zip(&app, &job.id).await
 }
 
 async fn act(

@@ -49,6 +49,22 @@ const SUBMIT_FIELDS: &[&str] = &[
     "runAt",
 ];
 
+/// Parses a JSON body that must be an object with no fields but `allowed`.
+pub fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, Invalid> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Invalid::body(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(Invalid::body("the body must be a JSON object"));
+    };
+    if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(Invalid::field(
+            unknown,
+            format!("unknown field; expected one of {}", allowed.join(", ")),
+        ));
+    }
+    Ok(object)
+}
+
 /// Checks a submission body (JSON) and turns it into a job to store for `tenant`, created by `user`.
 pub fn parse(
     body: &[u8],
@@ -56,20 +72,7 @@ pub fn parse(
     user: &str,
     registry: &Registry,
 ) -> Result<NewJob, Invalid> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Invalid::body(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(mut body) = value else {
-        return Err(Invalid::body("the body must be a JSON object"));
-    };
-    if let Some(unknown) = body.keys().find(|k| !SUBMIT_FIELDS.contains(&k.as_str())) {
-        return Err(Invalid::field(
-            unknown,
-            format!(
-                "unknown field; expected one of {}",
-                SUBMIT_FIELDS.join(", ")
-            ),
-        ));
-    }
+    let mut body = object(body, SUBMIT_FIELDS)?;
     let job_type = match body.remove("type") {
         None => return Err(Invalid::field("type", "is required")),
         Some(Value::String(t)) => t,
