@@ -427,17 +427,22 @@ async fn control_job(
     if event == Event::Restart {
         app.store.clear_tasks(&job.id).await?;
     }
+    let job = changed(&app, &caller, &job.id, &format!("{action} requested")).await?;
+    Ok(Json(job_json(&job, app.store.task_counts(&job).await?)))
+}
+
+/// Logs a change `caller` made to a job, wakes the scheduler, and reads the job again.
+pub(crate) async fn changed(
+    app: &AppState,
+    caller: &Caller,
+    job_id: &str,
+    what: &str,
+) -> ApiResult<Job> {
     app.store
-        .log(
-            &job.id,
-            "info",
-            &format!("{action} requested by {}", caller.user),
-        )
+        .log(job_id, "info", &format!("{what} by {}", caller.user))
         .await?;
     app.wake.notify_one();
-    let job = find_job(&app, &caller, &id).await?;
-    let counts = app.store.task_counts(&job).await?;
-    Ok(Json(job_json(&job, counts)))
+    find_job(app, caller, job_id).await
 }
 
 /// `PATCH /api/v1/jobs/{id}` with `{"priority": N}`: takes effect at the next claim.
@@ -451,27 +456,19 @@ async fn patch_job(
     let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
     let body = submission::object(&body, &["priority"])?;
-    let priority = match body.get("priority") {
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => p,
-            _ => return Err(ApiError::bad("priority", "must be a 32-bit integer")),
-        },
-        Some(_) => return Err(ApiError::bad("priority", "must be an integer")),
-        None => return Err(ApiError::bad("priority", "is required")),
+    let Some(priority) = submission::priority(body.get("priority"))? else {
+        return Err(ApiError::bad("priority", "is required"));
     };
     let job = find_job(&app, &caller, &id).await?;
     app.store.set_priority(&job.id, priority).await?;
-    app.store
-        .log(
-            &job.id,
-            "info",
-            &format!("priority set to {priority} by {}", caller.user),
-        )
-        .await?;
-    app.wake.notify_one();
-    let job = find_job(&app, &caller, &id).await?;
-    let counts = app.store.task_counts(&job).await?;
-    Ok(Json(job_json(&job, counts)))
+    let job = changed(
+        &app,
+        &caller,
+        &job.id,
+        &format!("priority set to {priority}"),
+    )
+    .await?;
+    Ok(Json(job_json(&job, app.store.task_counts(&job).await?)))
 }
 
 /// `DELETE /api/v1/jobs/{id}`: only a job that has ended.

@@ -170,18 +170,13 @@ async fn act(
     let id = processing_id(&query, &body)?;
     let (caller, job) = job_for(&app, &headers, Action::Act, &id).await?;
     app.store.apply(&job.id, event, "api").await?;
-    app.store
-        .log(
-            &job.id,
-            "info",
-            &format!(
-                "{event:?} requested by {} through the processing API",
-                caller.user
-            ),
-        )
-        .await?;
-    app.wake.notify_one();
-    let job = api::find_job(&app, &caller, &id).await?;
+    let job = api::changed(
+        &app,
+        &caller,
+        &job.id,
+        &format!("{event:?} requested through the processing API"),
+    )
+    .await?;
     Ok(Json(status_json(&app, &job).await?))
 }
 

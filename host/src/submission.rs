@@ -65,6 +65,18 @@ pub fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, Inval
     Ok(object)
 }
 
+/// A job priority: a 32-bit integer, or None when absent or null.
+pub fn priority(value: Option<&Value>) -> Result<Option<i64>, Invalid> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => Ok(Some(p)),
+            _ => Err(Invalid::field("priority", "must be a 32-bit integer")),
+        },
+        Some(_) => Err(Invalid::field("priority", "must be an integer")),
+    }
+}
+
 /// Checks a submission body (JSON) and turns it into a job to store for `tenant`, created by `user`.
 pub fn parse(
     body: &[u8],
@@ -120,14 +132,7 @@ pub fn parse(
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(Invalid::field("params", "must be a JSON object")),
     };
-    let priority = match body.remove("priority") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => p,
-            _ => return Err(Invalid::field("priority", "must be a 32-bit integer")),
-        },
-        Some(_) => return Err(Invalid::field("priority", "must be an integer")),
-    };
+    let priority = priority(body.remove("priority").as_ref())?.unwrap_or(0);
     let text = |body: &mut Map<String, Value>,
                 field: &str,
                 max: usize|
