@@ -1,5 +1,6 @@
 //! A misbehaving plugin fails only its task: infinite loops (fuel and wall
-//! time), panics, memory bombs, stack overflows and undeclared capabilities.
+//! time), panics, memory bombs, stack overflows and undeclared capabilities;
+//! limits are set per job type.
 
 use serde_json::json;
 use wasmq_e2e::{Options, Server, task};
@@ -23,8 +24,11 @@ async fn each_misbehaviour_fails_only_its_task() {
     let server = Server::start(Options {
         plugins: vec!["wasmq_chaos"],
         workers: Some(2),
-        task_fuel: Some(5_000_000_000),
-        task_timeout_ms: Some(10_000),
+        // Fuel metering for this type only, with a budget a loop runs out of.
+        args: vec![
+            "--limits-for",
+            "chaos:metering=fuel,fuel=5000000000,wall-ms=10000",
+        ],
         ..Default::default()
     });
     let modes = ["ok", "loop", "panic", "ok", "memory", "stack", "fail", "ok"];
@@ -65,6 +69,7 @@ async fn a_loop_with_fuel_to_spare_hits_the_wall_time_limit() {
         plugins: vec!["wasmq_chaos"],
         task_fuel: Some(u64::MAX / 4),
         task_timeout_ms: Some(1000),
+        args: vec!["--task-metering", "fuel"],
         ..Default::default()
     });
     let id = server.submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": ["loop", "ok"]}})).await;
@@ -72,6 +77,40 @@ async fn a_loop_with_fuel_to_spare_hits_the_wall_time_limit() {
     let tasks = server.tasks(&id).await;
     assert_failed(&tasks, "0-loop", 500, &["wall-time limit of 1s"]);
     assert_eq!(task(&tasks, "1-ok")["state"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_of_one_job_type_leave_the_others_alone() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos", "wasmq_delete"],
+        workers: Some(2),
+        args: vec!["--limits-for", "chaos:wall-ms=300,memory-mb=32"],
+        ..Default::default()
+    });
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/chaos",
+        "params": {"tasks": ["loop", "memory", "slow", "ok"], "slowMs": 50}}))
+        .await;
+    let job = server.wait_done(&id).await;
+    let tasks = server.tasks(&id).await;
+    assert_failed(&tasks, "0-loop", 500, &["wall-time limit of 300ms"]);
+    assert_failed(&tasks, "1-memory", 500, &["memory limit of 33554432 bytes"]);
+    assert_eq!(task(&tasks, "2-slow")["state"], "succeeded");
+    assert_eq!(task(&tasks, "3-ok")["state"], "succeeded");
+    assert_eq!(job["fuelUsed"], 0, "epoch metering burns no fuel: {job}");
+    assert!(
+        job["cpuMs"].as_f64().unwrap() >= 100.0,
+        "the loop's CPU time counts: {job}"
+    );
+
+    // The default limits still hold for delete: a job of it is unaffected.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    server.import(dir.path(), "/content/dam/gone");
+    let id = server
+        .submit(&json!({"type": "delete", "path": "/content/dam/gone"}))
+        .await;
+    assert_eq!(server.wait_done(&id).await["state"], "Complete");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,40 +6,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wasmq_e2e::{Options, Server};
 
-fn in_ms(ms: u64) -> String {
-    let at = std::time::SystemTime::now() + Duration::from_millis(ms);
-    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    // RFC 3339 in UTC, second precision, without a date crate.
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn run_at_waits_for_its_time() {
     let server = Server::start(Options {
         plugins: vec!["wasmq_chaos"],
         ..Default::default()
     });
-    let body = json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": ["ok"]}, "runAt": in_ms(3000)});
+    let body = json!({"type": "chaos", "path": "/content/dam/c", "params": {"tasks": ["ok"]}, "runAt": wasmq_e2e::timestamp_in(Duration::from_millis(3000))});
     let id = server.submit(&body).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (_, job) = server.get(&format!("/api/v1/jobs/{id}")).await;

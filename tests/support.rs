@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// An RFC 3339 UTC timestamp `after` from now, as the API accepts them.
+pub fn timestamp_in(after: Duration) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + after).to_string()
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 timestamp the API wrote.
+pub fn parse_timestamp(text: &str) -> i64 {
+    let at = humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    at.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// The workspace root (the parent of this crate).
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

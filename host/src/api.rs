@@ -73,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(history))
         .routes(routes!(list_plugins))
         .routes(routes!(list_tokens, create_token))
+        .routes(routes!(list_tenants))
+        .routes(routes!(put_tenant))
         .routes(routes!(delete_token))
         .routes(routes!(purge_now))
         .routes(routes!(list_schedules, create_schedule))
@@ -423,7 +425,17 @@ async fn control_job(
         }
     };
     let job = find_job(&app, &caller, &id).await?;
+    if event == Event::Pause
+        && job.preempted_by.is_some()
+        && matches!(job.state(), JobState::Pausing | JobState::Paused)
+    {
+        // Paused for a higher-priority job: now it stays paused until a user resumes it.
+        app.store.clear_preemption(&job.id).await?;
+        let job = changed(&app, &caller, &job.id, "pause requested (kept paused)").await?;
+        return Ok(Json(job_json(&job, app.store.task_counts(&job).await?)));
+    }
     app.store.apply(&job.id, event, "api").await?;
+    app.store.clear_preemption(&job.id).await?;
     if event == Event::Restart {
         app.store.clear_tasks(&job.id).await?;
     }
@@ -445,8 +457,9 @@ pub(crate) async fn changed(
     find_job(app, caller, job_id).await
 }
 
-/// `PATCH /api/v1/jobs/{id}` with `{"priority": N}`: takes effect at the next claim.
-#[utoipa::path(patch, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), request_body(content = serde_json::Value, description = "{\"priority\": N}", content_type = "application/json"), responses((status = 200, description = "The job", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job"), (status = 409, description = "The job has ended")))]
+/// `PATCH /api/v1/jobs/{id}` with `{"priority": N}` and/or `{"weight": W}`:
+/// takes effect at the next task boundary (preempting or resuming other jobs).
+#[utoipa::path(patch, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), request_body(content = serde_json::Value, description = "{\"priority\": N, \"weight\": W}", content_type = "application/json"), responses((status = 200, description = "The job", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such job"), (status = 409, description = "The job has ended")))]
 async fn patch_job(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -455,19 +468,23 @@ async fn patch_job(
 ) -> ApiResult<Json<Value>> {
     let caller = caller(&app, &headers, Action::Act).await?;
     require_json(&headers)?;
-    let body = submission::object(&body, &["priority"])?;
-    let Some(priority) = submission::priority(body.get("priority"))? else {
-        return Err(ApiError::bad("priority", "is required"));
-    };
+    let body = submission::object(&body, &["priority", "weight"])?;
+    let priority = submission::priority(body.get("priority"))?;
+    let weight = submission::weight(body.get("weight"))?;
+    if priority.is_none() && weight.is_none() {
+        return Err(ApiError::bad("priority", "priority or weight is required"));
+    }
     let job = find_job(&app, &caller, &id).await?;
-    app.store.set_priority(&job.id, priority).await?;
-    let job = changed(
-        &app,
-        &caller,
-        &job.id,
-        &format!("priority set to {priority}"),
-    )
-    .await?;
+    let mut what = Vec::new();
+    if let Some(priority) = priority {
+        app.store.set_priority(&job.id, priority).await?;
+        what.push(format!("priority set to {priority}"));
+    }
+    if let Some(weight) = weight {
+        app.store.set_weight(&job.id, weight).await?;
+        what.push(format!("weight set to {weight}"));
+    }
+    let job = changed(&app, &caller, &job.id, &what.join(", ")).await?;
     Ok(Json(job_json(&job, app.store.task_counts(&job).await?)))
 }
 
@@ -769,6 +786,55 @@ async fn list_tokens(State(app): State<AppState>, headers: HeaderMap) -> ApiResu
     Ok(Json(json!({ "tokens": app.store.list_tokens().await? })))
 }
 
+/// `GET /api/v1/tenants` (admin): each tenant's weight and the CPU time and fuel its jobs used.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "admin", responses((status = 200, description = "Tenants: tenant, weight, cpuMs, fuelUsed", body = serde_json::Value), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
+async fn list_tenants(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    caller(&app, &headers, Action::Administer).await?;
+    let tenants: Vec<Value> = app
+        .store
+        .tenants(None)
+        .await?
+        .iter()
+        .map(tenant_json)
+        .collect();
+    Ok(Json(json!({ "tenants": tenants })))
+}
+
+/// `PUT /api/v1/tenants/{tenant}` (admin) with `{"weight": W}`: the tenant's
+/// share of the workers among tenants of equal priority work.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}", tag = "admin", params(("tenant" = String, Path, description = "Tenant")), request_body(content = serde_json::Value, description = "{\"weight\": W} (1 to 1000)", content_type = "application/json"), responses((status = 200, description = "The tenant", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
+async fn put_tenant(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    caller(&app, &headers, Action::Administer).await?;
+    require_json(&headers)?;
+    if !crate::auth::valid_tenant(&tenant) {
+        return Err(ApiError::bad(
+            "tenant",
+            "must be 1-64 of a-z, 0-9, '-' and '_'",
+        ));
+    }
+    let body = submission::object(&body, &["weight"])?;
+    let Some(weight) = submission::weight(body.get("weight"))? else {
+        return Err(ApiError::bad("weight", "is required"));
+    };
+    let row = app.store.set_tenant_weight(&tenant, weight).await?;
+    app.wake.notify_one();
+    Ok(Json(tenant_json(&row)))
+}
+
+fn tenant_json(t: &crate::store::TenantRow) -> Value {
+    json!({
+        "tenant": t.tenant,
+        "weight": t.weight,
+        "cpuMs": t.cpu_ns as f64 / 1e6,
+        "fuelUsed": t.fuel_used,
+    })
+}
+
 /// `DELETE /api/v1/tokens/{id}` (admin): revokes a token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "admin", params(("id" = String, Path, description = "Token id")), responses((status = 204, description = "Revoked"), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such token")))]
 async fn delete_token(
@@ -1000,6 +1066,9 @@ pub fn job_json(job: &Job, counts: TaskCounts) -> Value {
         "startedAt": timestamp(job.started_at),
         "completedAt": timestamp(job.completed_at),
         "fuelUsed": job.fuel_used,
+        "cpuMs": job.cpu_ns as f64 / 1e6,
+        "weight": job.weight,
+        "preemptedBy": job.preempted_by,
         "error": job.error,
         "comments": job.comments,
         "locale": job.locale,

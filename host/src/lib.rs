@@ -4,8 +4,10 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod bench;
 pub mod capabilities;
 pub mod facade;
+pub mod fairshare;
 pub mod jobs;
 pub mod paths;
 pub mod plugins;

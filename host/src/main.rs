@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wasmq::api::SyncPolicy;
 use wasmq::jobs::FailureThreshold;
 use wasmq::purge::Retention;
-use wasmq::runtime::Limits;
+use wasmq::runtime::{Limits, LimitsTable, Metering};
 use wasmq::scheduler::SchedulerConfig;
 use wasmq::server::{self, ServerConfig};
 
@@ -58,6 +58,16 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Measures the wasm path, metering overhead and the scheduler's rate and
+    /// fairness on this machine, and prints the figures.
+    Bench {
+        /// Where the built plugin components are.
+        #[arg(long, default_value = "target/wasm-plugins")]
+        plugins: PathBuf,
+        /// Fewer repetitions: a quick look rather than stable figures.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -85,6 +95,17 @@ struct ServeArgs {
     /// Linear memory one plugin instance may use, in MiB.
     #[arg(long, default_value_t = (Limits::default().memory >> 20) as u64)]
     task_memory_mb: u64,
+    /// Table elements one plugin instance may grow a table to.
+    #[arg(long, default_value_t = Limits::default().table_elements)]
+    task_table_elements: usize,
+    /// How plugin calls are metered: epoch (CPU time; fastest) or fuel
+    /// (deterministic instruction budgets).
+    #[arg(long, default_value = "epoch")]
+    task_metering: Metering,
+    /// Limits of one job type, as TYPE:key=value,... with keys fuel, wall-ms,
+    /// memory-mb, table-elements, metering (repeatable).
+    #[arg(long = "limits-for")]
+    limits_for: Vec<String>,
     /// Attempts per task when the plugin reports a transient error.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..=100))]
     task_attempts: i64,
@@ -230,6 +251,9 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Submit(args) => submit(args).await,
+        Command::Bench { plugins, quick } => {
+            wasmq::bench::run(wasmq::bench::BenchOptions { plugins, quick }).await
+        }
         Command::Job { id, server, token } => {
             let url = format!("{}/api/v1/jobs/{id}", server.trim_end_matches('/'));
             let job = get_json(&url, &token).await?;
@@ -270,6 +294,21 @@ async fn run(command: Command) -> Result<()> {
 async fn serve(args: ServeArgs) -> Result<()> {
     wasmq::paths::validate(&args.report_folder)
         .map_err(|e| anyhow::anyhow!("--report-folder {:?} {e}", args.report_folder))?;
+    let mut limits = LimitsTable {
+        default: Limits {
+            metering: args.task_metering,
+            fuel: args.task_fuel,
+            wall: Duration::from_millis(args.task_timeout_ms),
+            memory: (args.task_memory_mb as usize) << 20,
+            table_elements: args.task_table_elements,
+        },
+        per_type: Default::default(),
+    };
+    for spec in &args.limits_for {
+        limits
+            .add_override(spec)
+            .map_err(|e| anyhow::anyhow!("--limits-for {e}"))?;
+    }
     let server_name = match args.server_name {
         Some(name) => name,
         None => std::fs::read_to_string("/etc/hostname")
@@ -288,12 +327,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         workers: args
             .workers
             .unwrap_or_else(SchedulerConfig::default_workers),
-        limits: Limits {
-            fuel: args.task_fuel,
-            wall: Duration::from_millis(args.task_timeout_ms),
-            memory: (args.task_memory_mb as usize) << 20,
-            ..Limits::default()
-        },
+        limits,
         server_name,
         report_folder: args.report_folder,
         task_attempts: args.task_attempts,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::capabilities::CallCtx;
 use crate::runtime::bindings::wasmq::plugin::types::{Capabilities, Descriptor};
-use crate::runtime::{Limits, Loaded, Runtime};
+use crate::runtime::{Limits, Loaded, Metering, Runtime};
 use crate::store::now_ms;
 
 /// A loaded, validated plugin version.
@@ -68,6 +68,7 @@ pub struct Rejection {
 
 /// Limits for `describe`: it should answer at once.
 const DESCRIBE_LIMITS: Limits = Limits {
+    metering: Metering::Epoch,
     fuel: 1_000_000_000,
     wall: Duration::from_secs(5),
     memory: 64 << 20,

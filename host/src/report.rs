@@ -57,6 +57,7 @@ mod tests {
             etag: None,
             attempts: 1,
             fuel_used: 0,
+            cpu_ns: 0,
             started_at: None,
             finished_at: None,
         }

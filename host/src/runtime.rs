@@ -1,10 +1,13 @@
-//! The wasm runtime: the wasmtime engine (component model, async, pooling, fuel,
-//! epochs), the precompiled-component cache, the linker, and metered plugin calls.
+//! The wasm runtime: the wasmtime engines (component model, async, pooling; epoch
+//! or fuel metering), the precompiled-component cache, the linker, and metered plugin calls.
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -37,10 +40,58 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How much of a plugin's stderr is kept for error messages.
 const STDERR_CAPACITY: usize = 16 * 1024;
 
+/// How a plugin call's CPU use is measured and bounded.
+///
+/// Measured on our plugins (`wasmq bench`): fuel makes CPU-bound guest code
+/// markedly slower than epoch interruption, so epochs are the default and
+/// the cost of a call is the CPU time its thread spent on it; fuel stays an
+/// option per job type for deterministic budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metering {
+    /// Epoch interruption (wall-time limit, yields every tick); cost is CPU time.
+    Epoch,
+    /// Fuel too: a deterministic instruction budget per call.
+    Fuel,
+    /// Neither: nothing interrupts a runaway call. For benchmarks only.
+    Unmetered,
+}
+
+impl Metering {
+    fn index(self) -> usize {
+        match self {
+            Metering::Epoch => 0,
+            Metering::Fuel => 1,
+            Metering::Unmetered => 2,
+        }
+    }
+
+    /// The name used in options and shown in job records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metering::Epoch => "epoch",
+            Metering::Fuel => "fuel",
+            Metering::Unmetered => "unmetered",
+        }
+    }
+}
+
+impl FromStr for Metering {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "epoch" => Ok(Metering::Epoch),
+            "fuel" => Ok(Metering::Fuel),
+            other => Err(format!("unknown metering {other:?}: use epoch or fuel")),
+        }
+    }
+}
+
 /// Per-call limits. Exceeding one fails the call with a message naming it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// Fuel (roughly, wasm instructions) one call may burn.
+    /// How the call is metered.
+    pub metering: Metering,
+    /// Fuel (roughly, wasm instructions) one call may burn, with fuel metering.
     pub fuel: u64,
     /// Wall time one call may take, host calls included.
     pub wall: Duration,
@@ -53,11 +104,73 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            metering: Metering::Epoch,
             fuel: 20_000_000_000,
             wall: Duration::from_secs(60),
             memory: 256 << 20,
             table_elements: 100_000,
         }
+    }
+}
+
+/// The limits of each job type: defaults, and overrides per type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitsTable {
+    /// Limits of job types with no overrides.
+    pub default: Limits,
+    /// Limits per job type.
+    pub per_type: std::collections::HashMap<String, Limits>,
+}
+
+impl LimitsTable {
+    /// The limits of a job type's calls.
+    pub fn for_type(&self, job_type: &str) -> Limits {
+        self.per_type.get(job_type).copied().unwrap_or(self.default)
+    }
+
+    /// Adds the overrides of `spec`, `TYPE:key=value,...` with keys `fuel`,
+    /// `wall-ms`, `memory-mb`, `table-elements` and `metering` (`epoch|fuel`),
+    /// on top of the defaults.
+    pub fn add_override(&mut self, spec: &str) -> Result<(), String> {
+        let (job_type, settings) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("{spec:?}: expected TYPE:key=value,..."))?;
+        if job_type.is_empty() {
+            return Err(format!("{spec:?}: the job type is empty"));
+        }
+        let mut limits = self.for_type(job_type);
+        for setting in settings.split(',').filter(|s| !s.is_empty()) {
+            let (key, value) = setting
+                .split_once('=')
+                .ok_or_else(|| format!("{setting:?}: expected key=value"))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("{key}: {value:?} is not a whole number"))
+            };
+            match key {
+                "fuel" => limits.fuel = number()?,
+                "wall-ms" => limits.wall = Duration::from_millis(number()?.max(1)),
+                "memory-mb" => limits.memory = (number()? as usize) << 20,
+                "table-elements" => limits.table_elements = number()? as usize,
+                "metering" => limits.metering = value.parse()?,
+                other => {
+                    return Err(format!(
+                        "unknown limit {other:?}: use fuel, wall-ms, memory-mb, table-elements or metering"
+                    ));
+                }
+            }
+        }
+        self.per_type.insert(job_type.to_string(), limits);
+        Ok(())
+    }
+
+    /// The largest memory limit of any job type.
+    pub fn max_memory(&self) -> usize {
+        self.per_type
+            .values()
+            .map(|l| l.memory)
+            .fold(self.default.memory, usize::max)
     }
 }
 
@@ -92,17 +205,23 @@ impl From<wasmtime::Error> for RuntimeError {
 pub struct Loaded {
     /// Hex SHA-256 of the component's bytes.
     pub digest: String,
-    /// Linked and type-checked against the world.
-    pub pre: JobTypePre<CallState>,
+    bytes: Arc<[u8]>,
+    /// Linked and type-checked, per metering (compiled on first use).
+    pres: Arc<[OnceLock<JobTypePre<CallState>>; 3]>,
 }
 
-/// The engine and the linker, shared by every call.
-#[derive(Clone)]
-pub struct Runtime {
+/// One engine configuration with its linker.
+struct Flavor {
     engine: Engine,
     linker: Linker<CallState>,
-    cache_dir: PathBuf,
     engine_hash: String,
+}
+
+/// The engines and linkers, shared by every call.
+#[derive(Clone)]
+pub struct Runtime {
+    flavors: Arc<[OnceLock<Flavor>; 3]>,
+    config: RuntimeConfig,
 }
 
 /// What a plugin call's store holds: WASI (no files, no sockets), the limiter,
@@ -178,8 +297,11 @@ impl ResourceLimiter for Limiter {
 pub struct CallOutcome<T> {
     /// The plugin's answer, or why there is none.
     pub result: Result<T, String>,
-    /// Fuel burnt, instantiation included.
+    /// Fuel burnt, instantiation included (fuel metering only, else 0).
     pub fuel_used: u64,
+    /// CPU time the call's thread spent on it, instantiation and host calls
+    /// made on that thread included: the call's cost for fair sharing.
+    pub cpu: Duration,
     /// Wall time taken.
     pub elapsed: Duration,
 }
@@ -194,87 +316,66 @@ pub type CallFn<T> = Box<
 >;
 
 impl Runtime {
-    /// Builds the engine, the linker with WASI and the capability imports, and
-    /// starts the epoch ticker.
+    /// Prepares the engines (built on first use; the epoch one at once) and
+    /// the component cache.
     pub fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
-        let mut pool = PoolingAllocationConfig::default();
-        let slots = config.instance_slots.max(2);
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 8)
-            .total_memories(slots * 2)
-            .total_tables(slots * 4)
-            .total_stacks(slots)
-            .max_memory_size(config.max_memory);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&wasm)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        JobType::add_to_linker::<CallState, HasSelf<CallCtx>>(&mut linker, |s| &mut s.ctx)?;
-
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("wasmq-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })
-            .map_err(|e| RuntimeError::Io("starting the epoch thread".into(), e))?;
-
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_hash = format!("{:016x}", hasher.finish());
         std::fs::create_dir_all(&config.cache_dir)
             .map_err(|e| RuntimeError::Io(config.cache_dir.display().to_string(), e))?;
-        Ok(Runtime {
-            engine,
-            linker,
-            cache_dir: config.cache_dir.clone(),
-            engine_hash,
-        })
+        let runtime = Runtime {
+            flavors: Arc::new(Default::default()),
+            config: config.clone(),
+        };
+        runtime.flavor(Metering::Epoch)?;
+        Ok(runtime)
+    }
+
+    fn flavor(&self, metering: Metering) -> Result<&Flavor, RuntimeError> {
+        let cell = &self.flavors[metering.index()];
+        if let Some(flavor) = cell.get() {
+            return Ok(flavor);
+        }
+        let flavor = build_flavor(&self.config, metering)?;
+        Ok(cell.get_or_init(|| flavor))
     }
 
     /// Compiles a component (or loads it from the cache, keyed by its content
     /// hash and the engine's settings) and links it against the world.
     pub fn load(&self, bytes: &[u8]) -> Result<Loaded, RuntimeError> {
-        let digest = hex(&Sha256::digest(bytes));
-        let cached = self
-            .cache_dir
-            .join(format!("{digest}-{}.cwasm", self.engine_hash));
-        let component = match self.cached(&cached) {
-            Some(component) => component,
-            None => {
-                let artifact = self.engine.precompile_component(bytes)?;
-                write_atomically(&cached, &artifact)?;
-                // SAFETY: the artifact was produced just now by this engine.
-                unsafe { Component::deserialize(&self.engine, &artifact)? }
-            }
+        let loaded = Loaded {
+            digest: hex(&Sha256::digest(bytes)),
+            bytes: bytes.into(),
+            pres: Arc::new(Default::default()),
         };
-        let pre = self.linker.instantiate_pre(&component)?;
-        let pre = JobTypePre::new(pre)?;
-        Ok(Loaded { digest, pre })
+        self.pre(&loaded, Metering::Epoch)?;
+        Ok(loaded)
     }
 
-    fn cached(&self, file: &Path) -> Option<Component> {
-        if !file.exists() {
-            return None;
+    /// The component linked for `metering`, compiled on first use.
+    pub fn pre(
+        &self,
+        plugin: &Loaded,
+        metering: Metering,
+    ) -> Result<JobTypePre<CallState>, RuntimeError> {
+        let cell = &plugin.pres[metering.index()];
+        if let Some(pre) = cell.get() {
+            return Ok(pre.clone());
         }
-        // SAFETY: files in the cache directory are written only by `load`, from
-        // this engine's own compilation (never from uploads); a file that does
-        // not match the engine is refused by `deserialize_file` and recompiled.
-        match unsafe { Component::deserialize_file(&self.engine, file) } {
-            Ok(component) => Some(component),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "ignoring unusable cached component");
-                None
+        let flavor = self.flavor(metering)?;
+        let cached = self
+            .config
+            .cache_dir
+            .join(format!("{}-{}.cwasm", plugin.digest, flavor.engine_hash));
+        let component = match cached_component(&flavor.engine, &cached) {
+            Some(component) => component,
+            None => {
+                let artifact = flavor.engine.precompile_component(&plugin.bytes)?;
+                write_atomically(&cached, &artifact)?;
+                // SAFETY: the artifact was produced just now by this engine.
+                unsafe { Component::deserialize(&flavor.engine, &artifact)? }
             }
-        }
+        };
+        let pre = JobTypePre::new(flavor.linker.instantiate_pre(&component)?)?;
+        Ok(cell.get_or_init(|| pre).clone())
     }
 
     /// Runs `call` on a fresh instance of `plugin` in a store of its own with
@@ -287,6 +388,19 @@ impl Runtime {
         call: CallFn<T>,
     ) -> CallOutcome<T> {
         let started = Instant::now();
+        let failed = |message: String| CallOutcome {
+            result: Err(message),
+            fuel_used: 0,
+            cpu: Duration::ZERO,
+            elapsed: started.elapsed(),
+        };
+        let (pre, engine) = match self
+            .pre(plugin, limits.metering)
+            .and_then(|pre| Ok((pre, self.flavor(limits.metering)?.engine.clone())))
+        {
+            Ok(found) => found,
+            Err(e) => return failed(format!("could not prepare the plugin: {e}")),
+        };
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -304,39 +418,52 @@ impl Runtime {
             stderr,
             ctx,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
-        if let Err(e) = store.set_fuel(limits.fuel) {
-            return CallOutcome {
-                result: Err(format!("{e:#}")),
-                fuel_used: 0,
-                elapsed: started.elapsed(),
-            };
-        }
-        let deadline = started + limits.wall;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(LimitExceeded::WallTime(limits.wall).into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+        if limits.metering == Metering::Fuel {
+            if let Err(e) = store.set_fuel(limits.fuel) {
+                return failed(format!("{e:#}"));
             }
-        });
+            // Fuel runs out in slices, so a long call yields to other tasks.
+            if let Err(e) = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)) {
+                return failed(format!("{e:#}"));
+            }
+        }
+        if limits.metering != Metering::Unmetered {
+            let deadline = started + limits.wall;
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                if Instant::now() >= deadline {
+                    Err(LimitExceeded::WallTime(limits.wall).into())
+                } else {
+                    Ok(UpdateDeadline::Yield(1))
+                }
+            });
+        }
 
-        let run = async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            call(&mut store, &instance).await
+        let mut cpu = Duration::ZERO;
+        let run = CpuTimed {
+            inner: Box::pin(async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                call(&mut store, &instance).await
+            }),
+            cpu: &mut cpu,
         };
         // Fuel and epochs cannot interrupt a guest blocked in a host call: bound the whole call too.
-        let result = match tokio::time::timeout(limits.wall + EPOCH_TICK * 10, run).await {
+        let result = tokio::time::timeout(limits.wall + EPOCH_TICK * 10, run).await;
+        let result = match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(explain(&e, &limits, &store.data().stderr.contents())),
             Err(_) => Err(LimitExceeded::WallTime(limits.wall).to_string()),
         };
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let fuel_used = match limits.metering {
+            Metering::Fuel => limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            _ => 0,
+        };
         CallOutcome {
             result,
             fuel_used,
+            cpu,
             elapsed: started.elapsed(),
         }
     }
@@ -383,6 +510,108 @@ fn explain(e: &wasmtime::Error, limits: &Limits, stderr: &[u8]) -> String {
     }
 }
 
+/// Bytes of each pool slot's memory and tables kept mapped between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
+
+/// How much fuel a call burns between yields to the executor (fuel metering).
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+/// Builds an engine with `metering` and its linker (WASI plus the capability
+/// imports); an engine with epochs gets a thread that ticks them.
+fn build_flavor(config: &RuntimeConfig, metering: Metering) -> Result<Flavor, RuntimeError> {
+    let mut pool = PoolingAllocationConfig::default();
+    let slots = config.instance_slots.max(2);
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .total_stacks(slots)
+        .max_memory_size(config.max_memory)
+        // Reset a slot's first pages by zeroing rather than returning them to the
+        // kernel: most instances touch little memory, and page faults dominate.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(metering == Metering::Fuel)
+        .epoch_interruption(metering != Metering::Unmetered)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&wasm)?;
+    let mut linker = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    JobType::add_to_linker::<CallState, HasSelf<CallCtx>>(&mut linker, |s| &mut s.ctx)?;
+
+    if metering != Metering::Unmetered {
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name(format!("wasmq-epoch-{}", metering.as_str()))
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| RuntimeError::Io("starting the epoch thread".into(), e))?;
+    }
+
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let engine_hash = format!("{:016x}", hasher.finish());
+    Ok(Flavor {
+        engine,
+        linker,
+        engine_hash,
+    })
+}
+
+fn cached_component(engine: &Engine, file: &Path) -> Option<Component> {
+    if !file.exists() {
+        return None;
+    }
+    // SAFETY: files in the cache directory are written only by `Runtime::pre`,
+    // from this host's own compilation (never from uploads); a file that does
+    // not match the engine is refused by `deserialize_file` and recompiled.
+    match unsafe { Component::deserialize_file(engine, file) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "ignoring unusable cached component");
+            None
+        }
+    }
+}
+
+/// A future that adds the CPU time of its thread during each poll to `cpu`:
+/// the guest runs inside those polls, whichever worker thread polls it.
+struct CpuTimed<'a, F> {
+    inner: Pin<Box<F>>,
+    cpu: &'a mut Duration,
+}
+
+impl<F: Future> Future for CpuTimed<'_, F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let before = thread_cpu_time();
+        let polled = self.inner.as_mut().poll(cx);
+        *self.cpu += thread_cpu_time().saturating_sub(before);
+        polled
+    }
+}
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer it is given.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if status != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 fn write_atomically(file: &Path, data: &[u8]) -> Result<(), RuntimeError> {
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, data).map_err(|e| RuntimeError::Io(tmp.display().to_string(), e))?;
@@ -392,4 +621,55 @@ fn write_atomically(file: &Path, data: &[u8]) -> Result<(), RuntimeError> {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_to_their_type_only() {
+        let mut table = LimitsTable::default();
+        table
+            .add_override("pdf-rip:fuel=5,wall-ms=2000,memory-mb=512,metering=fuel")
+            .unwrap();
+        let pdf = table.for_type("pdf-rip");
+        assert_eq!(pdf.fuel, 5);
+        assert_eq!(pdf.wall, Duration::from_secs(2));
+        assert_eq!(pdf.memory, 512 << 20);
+        assert_eq!(pdf.metering, Metering::Fuel);
+        assert_eq!(pdf.table_elements, Limits::default().table_elements);
+        assert_eq!(table.for_type("delete"), Limits::default());
+        assert_eq!(table.max_memory(), 512 << 20);
+    }
+
+    #[test]
+    fn bad_overrides_say_what_is_wrong() {
+        let mut table = LimitsTable::default();
+        for (spec, says) in [
+            ("delete", "expected TYPE:key=value"),
+            (":fuel=1", "job type is empty"),
+            ("delete:fuel", "expected key=value"),
+            ("delete:fuel=lots", "not a whole number"),
+            ("delete:speed=9", "unknown limit"),
+            ("delete:metering=magic", "unknown metering"),
+        ] {
+            let error = table.add_override(spec).unwrap_err();
+            assert!(error.contains(says), "{spec}: {error}");
+        }
+        assert!(table.per_type.is_empty());
+    }
+
+    #[test]
+    fn cpu_time_counts_work_and_not_sleep() {
+        let before = thread_cpu_time();
+        let mut x = 1u64;
+        while thread_cpu_time() - before < Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(50));
+        let asleep = thread_cpu_time() - after;
+        assert!(asleep < Duration::from_millis(10), "{asleep:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! The scheduler: moves jobs through their states, plans New jobs, claims the
-//! tasks of Active jobs for a bounded pool of workers, and records each outcome.
+//! The scheduler: moves jobs through their states, plans New jobs, hands free
+//! workers to tasks by priority and fair share, preempts, and records each outcome.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -9,13 +9,14 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::assets::AssetRepo;
 use crate::capabilities::{CallCtx, JobContext, Phase};
+use crate::fairshare::{Candidate, Ledger, Pick};
 use crate::jobs::{Event, FailureThreshold, JobState};
 use crate::paths::Scope;
 use crate::plugins::{Plugin, Registry};
 use crate::runtime::bindings::wasmq::plugin::types::{
     ErrorKind, JobInfo, JobSummary, Task, TaskOutcome,
 };
-use crate::runtime::{CallOutcome, Limits, Runtime};
+use crate::runtime::{CallOutcome, LimitsTable, Runtime};
 use crate::store::{ClaimedTask, Job, Store, StoreError, TaskResult, now_ms};
 
 /// How the scheduler runs.
@@ -23,8 +24,8 @@ use crate::store::{ClaimedTask, Job, Store, StoreError, TaskResult, now_ms};
 pub struct SchedulerConfig {
     /// Plugin calls that may run at once (default: half the CPU cores).
     pub workers: usize,
-    /// Limits of each plugin call.
-    pub limits: Limits,
+    /// Limits of each plugin call, per job type.
+    pub limits: LimitsTable,
     /// How long one host call (asset, database) may take.
     pub host_timeout: Duration,
     /// Attempts per task when it fails with a transient error.
@@ -60,6 +61,7 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
     busy: Mutex<HashSet<String>>,
     contexts: Mutex<HashMap<String, (JobContext, Arc<Plugin>)>>,
+    ledger: Mutex<Ledger>,
 }
 
 /// The idle wait between scheduling rounds when nothing wakes the scheduler.
@@ -85,6 +87,7 @@ impl Scheduler {
             slots,
             busy: Mutex::new(HashSet::new()),
             contexts: Mutex::new(HashMap::new()),
+            ledger: Mutex::new(Ledger::new()),
         })
     }
 
@@ -164,11 +167,109 @@ impl Scheduler {
                 tokio::spawn(self.clone().plan(id, permit));
             }
         }
-        let free = self.slots.available_permits() as i64;
-        if free > 0 {
-            for task in self.store.claim_tasks(free).await? {
-                let permit = self.slot().expect("claimed no more tasks than free slots");
-                tokio::spawn(self.clone().run_task(task, permit));
+        let unserved = self.dispatch().await?;
+        self.preempt_or_resume(unserved).await
+    }
+
+    /// Gives each free worker a task, chosen by the fair-share picker; returns
+    /// the jobs left with ready tasks, as (id, priority).
+    async fn dispatch(self: &Arc<Self>) -> Result<Vec<(String, i64)>, StoreError> {
+        let free = self.slots.available_permits();
+        let claimable = self
+            .store
+            .claimable_jobs(self.config.workers as i64 + 1)
+            .await?;
+        let candidates: Vec<Candidate> = claimable
+            .into_iter()
+            .map(|c| Candidate {
+                job: c.id,
+                tenant: c.tenant,
+                priority: c.priority,
+                job_weight: c.weight.clamp(1, u32::MAX as i64) as u32,
+                tenant_weight: c.tenant_weight.clamp(1, u32::MAX as i64) as u32,
+                ready: c.ready as usize,
+            })
+            .collect();
+        let picks = match free {
+            0 => Vec::new(),
+            n => self.ledger.lock().expect("lock").pick(&candidates, n),
+        };
+        let mut picked = vec![0usize; candidates.len()];
+        for (i, candidate) in candidates.iter().enumerate() {
+            let mine: Vec<Pick> = picks
+                .iter()
+                .filter(|p| p.job == candidate.job)
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let claimed = self
+                .store
+                .claim_job_tasks(&candidate.job, mine.len() as i64)
+                .await;
+            let tasks = match claimed {
+                Ok(tasks) => tasks,
+                Err(e) => {
+                    self.unpick(candidate, &mine);
+                    return Err(e);
+                }
+            };
+            picked[i] = tasks.len();
+            self.unpick(candidate, &mine[tasks.len()..]);
+            for (task, pick) in tasks.into_iter().zip(mine) {
+                let permit = self.slot().expect("picked no more tasks than free slots");
+                tokio::spawn(self.clone().run_task(task, candidate.clone(), pick, permit));
+            }
+        }
+        Ok(candidates
+            .into_iter()
+            .zip(picked)
+            .filter(|(c, n)| c.ready > *n)
+            .map(|(c, _)| (c.job, c.priority))
+            .collect())
+    }
+
+    fn unpick(&self, candidate: &Candidate, picks: &[Pick]) {
+        let mut ledger = self.ledger.lock().expect("lock");
+        for pick in picks {
+            ledger.settle(candidate, pick, 0, false);
+        }
+    }
+
+    /// Preemption: while higher-priority work waits and no worker is free,
+    /// Active jobs of lower priority pause at their next task boundary (and
+    /// show who preempted them); a job paused that way is Ready again once no
+    /// higher-priority work waits.
+    async fn preempt_or_resume(&self, unserved: Vec<(String, i64)>) -> Result<(), StoreError> {
+        let mut waiting = unserved;
+        waiting.extend(self.store.waiting_jobs().await?);
+        let top = waiting.iter().max_by_key(|(_, p)| *p).cloned();
+        if let Some((by, top)) = top
+            && self.slots.available_permits() == 0
+        {
+            for (id, priority) in self.store.jobs_with_priority(JobState::Active).await? {
+                if priority < top && self.store.preempt(&id, &by).await? {
+                    let message = format!(
+                        "job is Pausing: preempted by job {by} of priority {top} (this job's priority is {priority})"
+                    );
+                    tracing::info!(job = %id, by = %by, "preempted");
+                    self.store.log(&id, "info", &message).await?;
+                }
+            }
+        }
+        for (id, priority) in self.store.preempted_jobs().await? {
+            if waiting.iter().all(|(_, p)| *p <= priority)
+                && self.store.resume_preempted(&id).await?
+            {
+                tracing::info!(job = %id, "resumed after preemption");
+                self.store
+                    .log(
+                        &id,
+                        "info",
+                        "job is Ready: no higher-priority work is waiting",
+                    )
+                    .await?;
             }
         }
         Ok(())
@@ -180,6 +281,38 @@ impl Scheduler {
 
     fn forget(&self, id: &str) {
         self.contexts.lock().expect("lock").remove(id);
+        self.ledger.lock().expect("lock").forget(id);
+    }
+
+    /// Charges plan or finish calls to the job's and tenant's accounts.
+    async fn charge_call(
+        &self,
+        job: &JobContext,
+        fuel: u64,
+        cpu: Duration,
+    ) -> Result<(), StoreError> {
+        let id = job.info.id.as_str();
+        self.store.add_cost(id, fuel, cpu.as_nanos() as u64).await?;
+        let weight = self.store.get_job(id).await?.map_or(1, |j| j.weight);
+        let tenant_weight = self
+            .store
+            .tenants(Some(&job.info.tenant))
+            .await?
+            .first()
+            .map_or(1, |t| t.weight);
+        let account = Candidate {
+            job: id.to_string(),
+            tenant: job.info.tenant.clone(),
+            priority: 0,
+            job_weight: weight.clamp(1, u32::MAX as i64) as u32,
+            tenant_weight: tenant_weight.clamp(1, u32::MAX as i64) as u32,
+            ready: 0,
+        };
+        self.ledger
+            .lock()
+            .expect("lock")
+            .charge_extra(&account, cpu.as_nanos() as u64);
+        Ok(())
     }
 
     /// The capability context and plugin of a job (cached while it runs).
@@ -303,12 +436,13 @@ impl Scheduler {
                 .await
                 .ok();
             let info = context.info.clone();
+            let limits = self.config.limits.for_type(&info.job_type);
             let call = self
                 .runtime
                 .call(
                     &plugin.loaded,
-                    CallCtx::for_job(context, Phase::Plan),
-                    self.config.limits,
+                    CallCtx::for_job(context.clone(), Phase::Plan),
+                    limits,
                     Box::new(move |store, instance| {
                         Box::pin(async move {
                             instance.wasmq_plugin_plugin().call_plan(store, &info).await
@@ -316,8 +450,7 @@ impl Scheduler {
                     }),
                 )
                 .await;
-            self.store
-                .add_fuel(&id, call.fuel_used)
+            self.charge_call(&context, call.fuel_used, call.cpu)
                 .await
                 .map_err(|e| e.to_string())?;
             match call.result {
@@ -356,7 +489,13 @@ impl Scheduler {
         self.wake.notify_one();
     }
 
-    async fn run_task(self: Arc<Self>, task: ClaimedTask, _permit: OwnedSemaphorePermit) {
+    async fn run_task(
+        self: Arc<Self>,
+        task: ClaimedTask,
+        account: Candidate,
+        pick: Pick,
+        _permit: OwnedSemaphorePermit,
+    ) {
         let (result, transient) = match self.context(&task.job_id).await {
             Ok((context, plugin)) => self.call_task(context, &plugin, &task).await,
             Err(reason) => {
@@ -368,11 +507,16 @@ impl Scheduler {
                         message: reason,
                         etag: None,
                         fuel_used: 0,
+                        cpu_ns: 0,
                     },
                     false,
                 )
             }
         };
+        self.ledger
+            .lock()
+            .expect("lock")
+            .settle(&account, &pick, result.cpu_ns, true);
         if let Err(e) = self.record(&task, result, transient).await {
             tracing::error!(job = %task.job_id, seq = task.seq, error = %e, "could not record a task outcome");
         }
@@ -387,6 +531,7 @@ impl Scheduler {
         task: &ClaimedTask,
     ) -> (TaskResult, bool) {
         let info = context.info.clone();
+        let limits = self.config.limits.for_type(&info.job_type);
         let wit_task = Task {
             path: task.path.clone(),
             input: task.input.clone(),
@@ -396,7 +541,7 @@ impl Scheduler {
             .call(
                 &plugin.loaded,
                 CallCtx::for_job(context, Phase::Task),
-                self.config.limits,
+                limits,
                 Box::new(move |store, instance| {
                     Box::pin(async move {
                         instance
@@ -408,6 +553,7 @@ impl Scheduler {
             )
             .await;
         let fuel_used = call.fuel_used;
+        let cpu_ns = call.cpu.as_nanos() as u64;
         match call.result {
             Ok(Ok(outcome)) => (
                 TaskResult {
@@ -416,6 +562,7 @@ impl Scheduler {
                     message: outcome.message,
                     etag: outcome.etag,
                     fuel_used,
+                    cpu_ns,
                 },
                 false,
             ),
@@ -432,6 +579,7 @@ impl Scheduler {
                         message: e.message,
                         etag: None,
                         fuel_used,
+                        cpu_ns,
                     },
                     transient,
                 )
@@ -443,6 +591,7 @@ impl Scheduler {
                     message: trap,
                     etag: None,
                     fuel_used,
+                    cpu_ns,
                 },
                 false,
             ),
@@ -514,12 +663,13 @@ impl Scheduler {
                 failed: job.failed as u64,
             };
             let info = context.info.clone();
+            let limits = self.config.limits.for_type(&info.job_type);
             let call = self
                 .runtime
                 .call(
                     &plugin.loaded,
-                    CallCtx::for_job(context, Phase::Finish),
-                    self.config.limits,
+                    CallCtx::for_job(context.clone(), Phase::Finish),
+                    limits,
                     Box::new(move |store, instance| {
                         Box::pin(async move {
                             instance
@@ -530,8 +680,7 @@ impl Scheduler {
                     }),
                 )
                 .await;
-            self.store
-                .add_fuel(&id, call.fuel_used)
+            self.charge_call(&context, call.fuel_used, call.cpu)
                 .await
                 .map_err(|e| e.to_string())?;
             match call.result {

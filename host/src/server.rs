@@ -15,7 +15,7 @@ use crate::auth::Role;
 use crate::jobs::FailureThreshold;
 use crate::plugins::Registry;
 use crate::purge::Retention;
-use crate::runtime::{Limits, Runtime, RuntimeConfig};
+use crate::runtime::{LimitsTable, Runtime, RuntimeConfig};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::Store;
 
@@ -32,8 +32,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Plugin calls that may run at once.
     pub workers: usize,
-    /// Limits of each plugin call.
-    pub limits: Limits,
+    /// Limits of each plugin call, per job type.
+    pub limits: LimitsTable,
     /// This node's name.
     pub server_name: String,
     /// The asset folder job reports are written to.
@@ -106,6 +106,29 @@ pub async fn ensure_admin_token(store: &Store, data_dir: &std::path::Path) -> Re
 /// Runs the host until the process is stopped. Prints `listening on http://ADDR`
 /// as the first line of standard output once it accepts requests.
 pub async fn serve(config: ServerConfig) -> Result<()> {
+    let app = start(&config).await?;
+    let app = api::router(app);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, workers = config.workers, server = %config.server_name, "wasmq serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Starts everything but the HTTP listener: opens the data directory, loads
+/// the plugins, and spawns the scheduler, the purge and the recurring schedules.
+pub async fn start(config: &ServerConfig) -> Result<AppState> {
     let (store, assets) = open_data(&config.data_dir).await?;
     ensure_admin_token(&store, &config.data_dir).await?;
     std::fs::create_dir_all(&config.plugins_dir)
@@ -113,7 +136,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: config.cache_dir.clone(),
         instance_slots: (config.workers as u32) * 2 + 8,
-        max_memory: config.limits.memory.max(64 << 20) + (64 << 20),
+        max_memory: config.limits.max_memory().max(64 << 20) + (64 << 20),
     })?;
     let registry = Arc::new(Registry::new(runtime.clone()));
     let loaded = registry.load_dir(&config.plugins_dir).await?;
@@ -126,7 +149,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         runtime,
         SchedulerConfig {
             workers: config.workers,
-            limits: config.limits,
+            limits: config.limits.clone(),
             host_timeout: Duration::from_secs(30),
             max_attempts: config.task_attempts,
             retry_base: config.retry_base,
@@ -144,28 +167,12 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         wake.clone(),
     ));
 
-    let app = api::router(AppState {
+    Ok(AppState {
         store,
         assets,
         registry,
         wake,
-        sync: Arc::new(config.sync),
+        sync: Arc::new(config.sync.clone()),
         retention: Arc::new(config.retention.clone()),
-    });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
-        out.flush()?;
-    }
-    tracing::info!(%addr, workers = config.workers, server = %config.server_name, "wasmq serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+    })
 }

@@ -78,6 +78,12 @@ pub struct Job {
     pub total_size: i64,
     pub run_at: Option<i64>,
     pub schedule_id: Option<String>,
+    /// The job's share among its tenant's jobs.
+    pub weight: i64,
+    /// CPU time its plugin calls used, in nanoseconds.
+    pub cpu_ns: i64,
+    /// The higher-priority job that preempted it, while it is paused for that.
+    pub preempted_by: Option<String>,
 }
 
 /// A [`JobState`] read from a text column.
@@ -115,6 +121,8 @@ pub struct NewJob {
     pub excluded_paths: Vec<String>,
     pub params: serde_json::Value,
     pub priority: i64,
+    /// The job's share among its tenant's jobs (at least 1).
+    pub weight: i64,
     pub require_confirmation: bool,
     pub name: Option<String>,
     pub description: Option<String>,
@@ -172,6 +180,8 @@ pub struct TaskRow {
     pub attempts: i64,
     #[sqlx(rename = "fuel_used")]
     pub fuel_used: i64,
+    #[sqlx(rename = "cpu_ns")]
+    pub cpu_ns: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
@@ -184,6 +194,30 @@ pub struct TaskResult {
     pub message: String,
     pub etag: Option<String>,
     pub fuel_used: u64,
+    /// CPU time of the attempt, in nanoseconds.
+    pub cpu_ns: u64,
+}
+
+/// A job whose tasks a worker could start now, for the fair-share picker.
+#[derive(Debug, Clone)]
+pub struct Claimable {
+    pub id: String,
+    pub tenant: String,
+    pub priority: i64,
+    pub weight: i64,
+    pub tenant_weight: i64,
+    /// Pending tasks due now (counted up to the limit asked for).
+    pub ready: i64,
+}
+
+/// A tenant's weight and what it has used.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRow {
+    pub tenant: String,
+    pub weight: i64,
+    pub cpu_ns: i64,
+    pub fuel_used: i64,
 }
 
 /// How many of a job's tasks are in each state.
@@ -233,7 +267,7 @@ pub struct Store {
 const JOB_COLUMNS: &str = "id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
     excluded_paths, params, priority, require_confirmation, name, description, created_by, server_name, \
     created_at, started_at, completed_at, updated_at, total, succeeded, failed, progress_message, \
-    progress_at, fuel_used, error, comments, locale, submitter_email, total_size, run_at, schedule_id";
+    progress_at, fuel_used, error, comments, locale, submitter_email, total_size, run_at, schedule_id, weight, cpu_ns, preempted_by";
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `file` and migrates it.
@@ -253,6 +287,13 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// A transaction that holds the write lock from its start, for ones that
+    /// read before they write: under WAL a deferred one could not upgrade
+    /// after another writer committed, and would fail with "database is locked".
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// The connection pool, shared with the asset repository.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -265,8 +306,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO jobs (id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
              excluded_paths, params, priority, require_confirmation, name, description, created_by, created_at, \
-             updated_at, comments, locale, submitter_email, run_at, schedule_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_at, comments, locale, submitter_email, run_at, schedule_id, weight) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&job.tenant)
@@ -290,6 +331,7 @@ impl Store {
         .bind(&job.submitter_email)
         .bind(job.run_at)
         .bind(&job.schedule_id)
+        .bind(job.weight.max(1))
         .execute(&self.pool)
         .await
         .map_err(|e| match e {
@@ -382,6 +424,16 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Jobs in `state` with their priority.
+    pub async fn jobs_with_priority(&self, state: JobState) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT id, priority FROM jobs WHERE state = ? ORDER BY priority")
+                .bind(state.as_str())
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Ids of New jobs whose start time has come, highest priority and oldest first.
@@ -527,7 +579,7 @@ impl Store {
 
     /// Deletes a job that has ended, with its tasks and logs.
     pub async fn delete_job(&self, id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?; // reads, then writes
         let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -616,13 +668,12 @@ impl Store {
         )
     }
 
-    /// Adds fuel burnt outside tasks (plan, finish) to the job's account.
-    pub async fn add_fuel(&self, id: &str, fuel: u64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET fuel_used = fuel_used + ? WHERE id = ?")
-            .bind(fuel as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Adds the cost of calls outside tasks (plan, finish) to the job's and
+    /// its tenant's accounts.
+    pub async fn add_cost(&self, id: &str, fuel: u64, cpu_ns: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        charge(&mut tx, id, fuel, cpu_ns).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -667,7 +718,7 @@ impl Store {
 
     /// Appends tasks to a job (numbered after the existing ones); returns the new total.
     pub async fn add_tasks(&self, id: &str, tasks: &[(String, Vec<u8>)]) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?; // reads, then writes
         let mut total: i64 = sqlx::query_scalar("SELECT total FROM jobs WHERE id = ?")
             .bind(id)
             .fetch_one(&mut *tx)
@@ -702,7 +753,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE jobs SET total = 0, succeeded = 0, failed = 0, fuel_used = 0, checkpoint = NULL WHERE id = ?")
+        sqlx::query("UPDATE jobs SET total = 0, succeeded = 0, failed = 0, fuel_used = 0, cpu_ns = 0, checkpoint = NULL WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -710,53 +761,181 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` pending tasks of Active jobs (highest priority,
-    /// oldest job first, tasks in plan order), marking them running.
-    pub async fn claim_tasks(&self, limit: i64) -> Result<Vec<ClaimedTask>> {
-        let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        let jobs: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE state = 'Active' ORDER BY priority DESC, created_at",
+    /// Active jobs with pending tasks that are due now, with their priority,
+    /// weights and how many tasks are ready (counted up to `limit`).
+    pub async fn claimable_jobs(&self, limit: i64) -> Result<Vec<Claimable>> {
+        let rows = sqlx::query(
+            "SELECT j.id, j.tenant, j.priority, j.weight, COALESCE(t.weight, 1), \
+             (SELECT count(*) FROM (SELECT 1 FROM tasks k WHERE k.job_id = j.id \
+               AND k.state = 'pending' AND k.not_before <= ?1 LIMIT ?2)) AS ready \
+             FROM jobs j LEFT JOIN tenants t ON t.tenant = j.tenant \
+             WHERE j.state = 'Active' ORDER BY j.priority DESC, j.created_at",
         )
-        .fetch_all(&mut *tx)
+        .bind(now_ms())
+        .bind(limit.max(1))
+        .fetch_all(&self.pool)
         .await?;
-        let mut claimed = Vec::new();
-        for job_id in jobs {
-            let wanted = limit - claimed.len() as i64;
-            if wanted <= 0 {
-                break;
-            }
-            let rows = sqlx::query(
-                "SELECT seq, path, input, attempts FROM tasks \
-                 WHERE job_id = ? AND state = 'pending' AND not_before <= ? ORDER BY seq LIMIT ?",
-            )
-            .bind(&job_id)
-            .bind(now)
-            .bind(wanted)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rows {
-                let task = ClaimedTask {
-                    job_id: job_id.clone(),
-                    seq: row.get(0),
-                    path: row.get(1),
-                    input: row.get(2),
-                    attempts: row.get(3),
-                };
-                sqlx::query(
-                    "UPDATE tasks SET state = 'running', started_at = ?, attempts = attempts + 1 \
-                     WHERE job_id = ? AND seq = ?",
-                )
-                .bind(now)
-                .bind(&task.job_id)
-                .bind(task.seq)
-                .execute(&mut *tx)
-                .await?;
-                claimed.push(task);
-            }
-        }
-        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Claimable {
+                id: row.get(0),
+                tenant: row.get(1),
+                priority: row.get(2),
+                weight: row.get(3),
+                tenant_weight: row.get(4),
+                ready: row.get(5),
+            })
+            .filter(|c| c.ready > 0)
+            .collect())
+    }
+
+    /// Claims up to `limit` due pending tasks of one job, if it is still Active.
+    ///
+    /// One statement, so it takes the write lock at once: a read-then-write
+    /// transaction could not upgrade after another writer committed (WAL).
+    pub async fn claim_job_tasks(&self, job_id: &str, limit: i64) -> Result<Vec<ClaimedTask>> {
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'running', started_at = ?1, attempts = attempts + 1 \
+             WHERE job_id = ?2 AND seq IN (SELECT seq FROM tasks WHERE job_id = ?2 \
+               AND state = 'pending' AND not_before <= ?1 \
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND state = 'Active') \
+               ORDER BY seq LIMIT ?3) \
+             RETURNING seq, path, input, attempts - 1",
+        )
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed: Vec<ClaimedTask> = rows
+            .into_iter()
+            .map(|row| ClaimedTask {
+                job_id: job_id.to_string(),
+                seq: row.get(0),
+                path: row.get(1),
+                input: row.get(2),
+                attempts: row.get(3),
+            })
+            .collect();
+        claimed.sort_by_key(|t| t.seq);
         Ok(claimed)
+    }
+
+    /// Jobs waiting for a worker before they can run tasks: New ones that are
+    /// due, and those being planned or Ready; as (id, priority).
+    pub async fn waiting_jobs(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, priority FROM jobs WHERE state IN ('Preparing', 'Ready') \
+             OR (state = 'New' AND (run_at IS NULL OR run_at <= ?))",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Pauses an Active job for a higher-priority one; false if it is no longer Active.
+    pub async fn preempt(&self, id: &str, by: &str) -> Result<bool> {
+        let to = jobs::transition(JobState::Active, Event::Pause)?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = ?, preempted_by = ?, updated_at = ? WHERE id = ? AND state = 'Active'",
+        )
+        .bind(to.as_str())
+        .bind(by)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Paused jobs that preemption paused, as (id, priority).
+    pub async fn preempted_jobs(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, priority FROM jobs WHERE state = 'Paused' AND preempted_by IS NOT NULL \
+             ORDER BY priority DESC, created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Makes a job that preemption paused Ready again; false if a user took it over.
+    pub async fn resume_preempted(&self, id: &str) -> Result<bool> {
+        let to = jobs::transition(JobState::Paused, Event::Resume)?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = ?, preempted_by = NULL, updated_at = ? \
+             WHERE id = ? AND state = 'Paused' AND preempted_by IS NOT NULL",
+        )
+        .bind(to.as_str())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A user's pause or resume takes a preempted job over: preemption no
+    /// longer resumes it. True if it was preempted.
+    pub async fn clear_preemption(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET preempted_by = NULL WHERE id = ? AND preempted_by IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Changes a job's weight unless it has ended.
+    pub async fn set_weight(&self, id: &str, weight: i64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE jobs SET weight = ?, updated_at = ? WHERE id = ? \
+             AND state NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(weight.max(1))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            let job = self
+                .get_job(id)
+                .await?
+                .ok_or_else(|| StoreError::NoJob(id.to_string()))?;
+            return Err(Forbidden {
+                from: job.state(),
+                event: "change weight",
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Tenants with their weights and usage; one tenant, or all.
+    pub async fn tenants(&self, tenant: Option<&str>) -> Result<Vec<TenantRow>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant, weight, cpu_ns, fuel_used FROM tenants \
+             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Sets a tenant's weight (creating its account).
+    pub async fn set_tenant_weight(&self, tenant: &str, weight: i64) -> Result<TenantRow> {
+        sqlx::query(
+            "INSERT INTO tenants (tenant, weight) VALUES (?1, ?2) \
+             ON CONFLICT (tenant) DO UPDATE SET weight = ?2",
+        )
+        .bind(tenant)
+        .bind(weight.max(1))
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .tenants(Some(tenant))
+            .await?
+            .pop()
+            .expect("the row was just written"))
     }
 
     /// Records a task's final outcome and counts it in its job.
@@ -774,14 +953,15 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         sqlx::query(
-            "UPDATE tasks SET state = ?, code = ?, message = ?, etag = ?, fuel_used = fuel_used + ?, finished_at = ? \
-             WHERE job_id = ? AND seq = ?",
+            "UPDATE tasks SET state = ?, code = ?, message = ?, etag = ?, fuel_used = fuel_used + ?, \
+             cpu_ns = cpu_ns + ?, finished_at = ? WHERE job_id = ? AND seq = ?",
         )
         .bind(if result.succeeded { "succeeded" } else { "failed" })
         .bind(result.code)
         .bind(&result.message)
         .bind(&result.etag)
         .bind(result.fuel_used as i64)
+        .bind(result.cpu_ns as i64)
         .bind(now)
         .bind(job_id)
         .bind(seq)
@@ -793,13 +973,13 @@ impl Store {
             "failed"
         };
         sqlx::query(&format!(
-            "UPDATE jobs SET {column} = {column} + 1, fuel_used = fuel_used + ?, updated_at = ? WHERE id = ?"
+            "UPDATE jobs SET {column} = {column} + 1, updated_at = ? WHERE id = ?"
         ))
-        .bind(result.fuel_used as i64)
         .bind(now)
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+        charge(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
         let mut failed_job = None;
         if !result.succeeded {
             let (state, total, succeeded, failed): (String, i64, i64, i64) =
@@ -839,23 +1019,22 @@ impl Store {
         not_before: i64,
         result: &TaskResult,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE tasks SET state = 'pending', not_before = ?, code = ?, message = ?, fuel_used = fuel_used + ? \
-             WHERE job_id = ? AND seq = ?",
+            "UPDATE tasks SET state = 'pending', not_before = ?, code = ?, message = ?, \
+             fuel_used = fuel_used + ?, cpu_ns = cpu_ns + ? WHERE job_id = ? AND seq = ?",
         )
         .bind(not_before)
         .bind(result.code)
         .bind(&result.message)
         .bind(result.fuel_used as i64)
+        .bind(result.cpu_ns as i64)
         .bind(job_id)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE jobs SET fuel_used = fuel_used + ? WHERE id = ?")
-            .bind(result.fuel_used as i64)
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+        charge(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -908,7 +1087,7 @@ impl Store {
     /// A page of a job's tasks in plan order.
     pub async fn list_tasks(&self, job_id: &str, offset: i64, limit: i64) -> Result<Vec<TaskRow>> {
         Ok(sqlx::query_as::<_, TaskRow>(
-            "SELECT seq, path, state, code, message, etag, attempts, fuel_used, started_at, finished_at \
+            "SELECT seq, path, state, code, message, etag, attempts, fuel_used, cpu_ns, started_at, finished_at \
              FROM tasks WHERE job_id = ? ORDER BY seq LIMIT ? OFFSET ?",
         )
         .bind(job_id)
@@ -934,7 +1113,7 @@ impl Store {
     /// Deletes finished jobs that completed before `cutoff` (ms) or that are
     /// not among the `keep` most recently finished; returns how many went.
     pub async fn purge_finished(&self, cutoff: i64, keep: u64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?; // reads, then writes
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') AND (completed_at < ?1 \
              OR id NOT IN (SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') \
@@ -1026,4 +1205,29 @@ impl Store {
         }
         Ok((requeued, replan))
     }
+}
+
+/// Adds a call's cost to its job's and its tenant's accounts.
+async fn charge(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    job_id: &str,
+    fuel: u64,
+    cpu_ns: u64,
+) -> Result<()> {
+    sqlx::query("UPDATE jobs SET fuel_used = fuel_used + ?, cpu_ns = cpu_ns + ? WHERE id = ?")
+        .bind(fuel as i64)
+        .bind(cpu_ns as i64)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO tenants (tenant, fuel_used, cpu_ns) SELECT tenant, ?1, ?2 FROM jobs WHERE id = ?3 \
+         ON CONFLICT (tenant) DO UPDATE SET fuel_used = fuel_used + ?1, cpu_ns = cpu_ns + ?2",
+    )
+    .bind(fuel as i64)
+    .bind(cpu_ns as i64)
+    .bind(job_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

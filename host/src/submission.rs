@@ -40,6 +40,7 @@ const SUBMIT_FIELDS: &[&str] = &[
     "excludedPaths",
     "params",
     "priority",
+    "weight",
     "name",
     "description",
     "comments",
@@ -74,6 +75,24 @@ pub fn priority(value: Option<&Value>) -> Result<Option<i64>, Invalid> {
             _ => Err(Invalid::field("priority", "must be a 32-bit integer")),
         },
         Some(_) => Err(Invalid::field("priority", "must be an integer")),
+    }
+}
+
+/// A job's or tenant's weight: 1 to 1,000, or None when absent or null.
+pub fn weight(value: Option<&Value>) -> Result<Option<i64>, Invalid> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(w) if (1..=1000).contains(&w) => Ok(Some(w)),
+            _ => Err(Invalid::field(
+                "weight",
+                "must be an integer from 1 to 1000",
+            )),
+        },
+        Some(_) => Err(Invalid::field(
+            "weight",
+            "must be an integer from 1 to 1000",
+        )),
     }
 }
 
@@ -133,6 +152,7 @@ pub fn parse(
         Some(_) => return Err(Invalid::field("params", "must be a JSON object")),
     };
     let priority = priority(body.remove("priority").as_ref())?.unwrap_or(0);
+    let weight = weight(body.remove("weight").as_ref())?.unwrap_or(1);
     let text = |body: &mut Map<String, Value>,
                 field: &str,
                 max: usize|
@@ -203,6 +223,7 @@ pub fn parse(
         excluded_paths,
         params,
         priority,
+        weight,
         require_confirmation,
         name,
         description,

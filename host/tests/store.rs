@@ -15,6 +15,7 @@ fn new_job(tenant: &str) -> NewJob {
         excluded_paths: vec!["/content/dam/x/keep".into()],
         params: serde_json::json!({"force": false}),
         priority: 0,
+        weight: 1,
         require_confirmation: false,
         name: None,
         description: Some("test".into()),
@@ -40,6 +41,7 @@ fn ok(code: i64) -> TaskResult {
         message: "done".into(),
         etag: Some("e".into()),
         fuel_used: 10,
+        cpu_ns: 1_000,
     }
 }
 
@@ -73,14 +75,24 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
         .await
         .unwrap();
     // Tasks of a job that is not Active are not handed out.
-    assert!(store.claim_tasks(10).await.unwrap().is_empty());
+    assert!(store.claim_job_tasks(&job.id, 10).await.unwrap().is_empty());
+    assert!(store.claimable_jobs(10).await.unwrap().is_empty());
     store.apply(&job.id, Event::Start, "node-a").await.unwrap();
 
-    let claimed = store.claim_tasks(10).await.unwrap();
+    let claimable = store.claimable_jobs(10).await.unwrap();
+    assert_eq!(
+        (
+            claimable.len(),
+            claimable[0].ready,
+            claimable[0].tenant_weight
+        ),
+        (1, 2, 1)
+    );
+    let claimed = store.claim_job_tasks(&job.id, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert_eq!(claimed[1].input, b"in");
     assert!(
-        store.claim_tasks(10).await.unwrap().is_empty(),
+        store.claim_job_tasks(&job.id, 10).await.unwrap().is_empty(),
         "running tasks are not claimed twice"
     );
     store
@@ -102,6 +114,7 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
                 message: "referenced".into(),
                 etag: None,
                 fuel_used: 5,
+                cpu_ns: 500,
             },
             FailureThreshold::default(),
         )
@@ -119,8 +132,20 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
     let done = store.get_job(&job.id).await.unwrap().unwrap();
     assert_eq!(done.state(), JobState::Complete);
     assert_eq!(
-        (done.total, done.succeeded, done.failed, done.fuel_used),
-        (2, 1, 1, 15)
+        (
+            done.total,
+            done.succeeded,
+            done.failed,
+            done.fuel_used,
+            done.cpu_ns
+        ),
+        (2, 1, 1, 15, 1_500)
+    );
+    let tenant = store.tenants(Some("t1")).await.unwrap();
+    assert_eq!(
+        (tenant[0].cpu_ns, tenant[0].fuel_used, tenant[0].weight),
+        (1_500, 15, 1),
+        "the tenant's account adds up its jobs'"
     );
     assert_eq!(done.server_name.as_deref(), Some("node-a"));
     assert!(done.started_at.is_some() && done.completed_at.is_some());
@@ -164,7 +189,7 @@ async fn transient_failures_wait_before_they_run_again() {
         .await
         .unwrap();
     store.apply(&job.id, Event::Start, "n").await.unwrap();
-    let task = store.claim_tasks(1).await.unwrap().remove(0);
+    let task = store.claim_job_tasks(&job.id, 1).await.unwrap().remove(0);
     let later = wasmq::store::now_ms() + 60_000;
     store
         .retry_task(
@@ -177,12 +202,13 @@ async fn transient_failures_wait_before_they_run_again() {
                 message: "busy".into(),
                 etag: None,
                 fuel_used: 1,
+                cpu_ns: 100,
             },
         )
         .await
         .unwrap();
     assert!(
-        store.claim_tasks(1).await.unwrap().is_empty(),
+        store.claim_job_tasks(&job.id, 1).await.unwrap().is_empty(),
         "not before its backoff"
     );
     let counts = store
@@ -204,7 +230,7 @@ async fn recovery_requeues_running_tasks_and_replans_preparing_jobs() {
         .await
         .unwrap();
     store.apply(&active.id, Event::Start, "n").await.unwrap();
-    assert_eq!(store.claim_tasks(1).await.unwrap().len(), 1);
+    assert_eq!(store.claim_job_tasks(&active.id, 1).await.unwrap().len(), 1);
     let planning = store.insert_job(&new_job("t1")).await.unwrap();
     store
         .apply(&planning.id, Event::Prepare, "n")
@@ -224,7 +250,7 @@ async fn recovery_requeues_running_tasks_and_replans_preparing_jobs() {
     let planning = store.get_job(&planning.id).await.unwrap().unwrap();
     assert_eq!((planning.state(), planning.total), (JobState::New, 0));
     assert_eq!(
-        store.claim_tasks(5).await.unwrap().len(),
+        store.claim_job_tasks(&active.id, 5).await.unwrap().len(),
         1,
         "the interrupted task runs again"
     );
@@ -325,8 +351,9 @@ async fn the_failure_threshold_fails_the_job_with_its_last_task() {
         message: "x".into(),
         etag: None,
         fuel_used: 0,
+        cpu_ns: 0,
     };
-    let claimed = store.claim_tasks(2).await.unwrap();
+    let claimed = store.claim_job_tasks(&job.id, 2).await.unwrap();
     assert_eq!(
         store
             .finish_task(&job.id, claimed[0].seq, &ok(200), threshold)
@@ -342,7 +369,7 @@ async fn the_failure_threshold_fails_the_job_with_its_last_task() {
         None,
         "1 of 2 is not more than half"
     );
-    let next = store.claim_tasks(1).await.unwrap();
+    let next = store.claim_job_tasks(&job.id, 1).await.unwrap();
     let reason = store
         .finish_task(&job.id, next[0].seq, &fail, threshold)
         .await
@@ -351,7 +378,68 @@ async fn the_failure_threshold_fails_the_job_with_its_last_task() {
     let failing = store.get_job(&job.id).await.unwrap().unwrap();
     assert_eq!(failing.state(), JobState::Failing);
     assert!(
-        store.claim_tasks(5).await.unwrap().is_empty(),
+        store.claim_job_tasks(&job.id, 5).await.unwrap().is_empty(),
         "a failing job hands out no more tasks"
     );
+}
+
+#[tokio::test]
+async fn preemption_pauses_and_resumes_unless_a_user_takes_over() {
+    let (_dir, store) = open().await;
+    let job = store.insert_job(&new_job("t1")).await.unwrap();
+    for e in [
+        Event::Prepare,
+        Event::Planned { confirm: false },
+        Event::Start,
+    ] {
+        store.apply(&job.id, e, "n").await.unwrap();
+    }
+    assert!(store.preempt(&job.id, "urgent").await.unwrap());
+    assert!(
+        !store.preempt(&job.id, "urgent").await.unwrap(),
+        "only an Active job"
+    );
+    let paused = store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(
+        (paused.state(), paused.preempted_by.as_deref()),
+        (JobState::Pausing, Some("urgent"))
+    );
+    assert!(
+        store.preempted_jobs().await.unwrap().is_empty(),
+        "not Paused yet"
+    );
+    store.apply(&job.id, Event::Paused, "n").await.unwrap();
+    assert_eq!(
+        store.preempted_jobs().await.unwrap(),
+        vec![(job.id.clone(), 0)]
+    );
+    assert!(store.resume_preempted(&job.id).await.unwrap());
+    let ready = store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!((ready.state(), ready.preempted_by), (JobState::Ready, None));
+
+    // Once a user pauses it too, preemption no longer resumes it.
+    store.apply(&job.id, Event::Start, "n").await.unwrap();
+    store.preempt(&job.id, "urgent").await.unwrap();
+    store.apply(&job.id, Event::Paused, "n").await.unwrap();
+    assert!(store.clear_preemption(&job.id).await.unwrap());
+    assert!(!store.resume_preempted(&job.id).await.unwrap());
+    assert_eq!(
+        store.get_job(&job.id).await.unwrap().unwrap().state(),
+        JobState::Paused
+    );
+}
+
+#[tokio::test]
+async fn weights_are_kept_per_job_and_per_tenant() {
+    let (_dir, store) = open().await;
+    let mut heavy = new_job("t1");
+    heavy.weight = 4;
+    let job = store.insert_job(&heavy).await.unwrap();
+    assert_eq!(job.weight, 4);
+    store.set_weight(&job.id, 2).await.unwrap();
+    assert_eq!(store.get_job(&job.id).await.unwrap().unwrap().weight, 2);
+    let row = store.set_tenant_weight("t1", 3).await.unwrap();
+    assert_eq!((row.weight, row.cpu_ns), (3, 0));
+    assert_eq!(store.set_tenant_weight("t1", 5).await.unwrap().weight, 5);
+    assert_eq!(store.tenants(None).await.unwrap().len(), 1);
 }

@@ -1,9 +1,12 @@
 //! The `chaos` job type: a misbehaving plugin for tests of the host's limits.
 //! Each entry of the param `tasks` becomes a task that behaves as named.
 //!
-//! Modes: `ok` (succeeds), `slow` (busy for 100 ms, then succeeds), `loop` (spins forever), `panic`, `memory` (grows
-//! linear memory without end), `stack` (recurses without end), `fail`
-//! (returns a permanent error), `transient` (returns a transient error), `undeclared` (calls a capability it did not declare).
+//! Modes: `ok` (succeeds), `slow` (busy for `slowMs`, default 100 ms), `cpu`
+//! (`work` rounds of integer arithmetic: the same CPU cost every time), `sort`
+//! (sorts `work / 100` pseudo-random numbers), `loop` (spins forever), `panic`,
+//! `memory` (grows linear memory without end), `stack` (recurses without end),
+//! `fail` (returns a permanent error), `transient` (returns a transient error),
+//! `undeclared` (calls a capability it did not declare).
 
 use serde::Deserialize;
 use wasmq_sdk::{Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets};
@@ -14,11 +17,27 @@ struct Chaos;
 #[serde(deny_unknown_fields)]
 struct Params {
     tasks: Vec<String>,
+    /// How much `cpu` and `sort` tasks compute.
+    #[serde(default = "default_work")]
+    work: u64,
+    /// How long `slow` tasks keep busy, in milliseconds.
+    #[serde(default = "default_slow_ms", rename = "slowMs")]
+    slow_ms: u64,
+}
+
+fn default_slow_ms() -> u64 {
+    100
+}
+
+fn default_work() -> u64 {
+    10_000_000
 }
 
 const MODES: &[&str] = &[
     "ok",
     "slow",
+    "cpu",
+    "sort",
     "loop",
     "panic",
     "memory",
@@ -41,7 +60,9 @@ impl JobType for Chaos {
             "required": ["tasks"],
             "additionalProperties": false,
             "properties": {
-                "tasks": { "type": "array", "items": { "enum": MODES } }
+                "tasks": { "type": "array", "items": { "enum": MODES } },
+                "work": { "type": "integer", "minimum": 0 },
+                "slowMs": { "type": "integer", "minimum": 0 }
             }
         }))
     }
@@ -60,12 +81,24 @@ impl JobType for Chaos {
         }))
     }
 
-    fn run_task(_job: &Job, task: Task) -> Result<TaskOutcome, Error> {
+    fn run_task(job: &Job, task: Task) -> Result<TaskOutcome, Error> {
         match task.input.as_slice() {
             b"ok" => Ok(TaskOutcome::ok("fine")),
+            b"cpu" => {
+                let work = job.params::<Params>()?.work;
+                Ok(TaskOutcome::ok(format!("computed {:x}", compute(work))))
+            }
+            b"sort" => {
+                let work = job.params::<Params>()?.work;
+                Ok(TaskOutcome::ok(format!(
+                    "sorted, median {}",
+                    sort(work / 100)
+                )))
+            }
             b"slow" => {
+                let busy = std::time::Duration::from_millis(job.params::<Params>()?.slow_ms);
                 let start = std::time::Instant::now();
-                while start.elapsed() < std::time::Duration::from_millis(100) {
+                while start.elapsed() < busy {
                     std::hint::black_box(start);
                 }
                 Ok(TaskOutcome::ok("fine, slowly"))
@@ -92,6 +125,31 @@ impl JobType for Chaos {
             )),
         }
     }
+}
+
+fn compute(rounds: u64) -> u64 {
+    let mut x: u64 = 1;
+    for _ in 0..rounds {
+        x = std::hint::black_box(
+            x.wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
+    }
+    x
+}
+
+fn sort(n: u64) -> u32 {
+    let mut x: u32 = 2463534242;
+    let mut v: Vec<u32> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .collect();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
 }
 
 fn spin() -> ! {
