@@ -71,7 +71,7 @@ impl Bench {
     }
 
     /// Runs `instances` calls, each instantiating once and running `per_instance`
-    /// tasks of `mode`; returns the wall time.
+    /// tasks of `mode`; returns the wall time and the CPU time of the calls.
     async fn time(
         &self,
         metering: Metering,
@@ -79,7 +79,7 @@ impl Bench {
         work: u64,
         instances: u32,
         per_instance: u32,
-    ) -> Result<Duration> {
+    ) -> Result<(Duration, Duration)> {
         let params = json!({ "tasks": [mode], "work": work });
         let limits = Limits {
             metering,
@@ -88,6 +88,7 @@ impl Bench {
             ..Limits::default()
         };
         let started = Instant::now();
+        let mut cpu = Duration::ZERO;
         for _ in 0..instances {
             let context = self.context(&params);
             let info = context.info.clone();
@@ -120,8 +121,9 @@ impl Bench {
             if let Err(e) = call.result {
                 bail!("benchmark call failed: {e}");
             }
+            cpu += call.cpu;
         }
-        Ok(started.elapsed())
+        Ok((started.elapsed(), cpu))
     }
 }
 
@@ -169,8 +171,8 @@ async fn wasm_path(options: &BenchOptions, dir: &Path) -> Result<Calibration> {
     println!("== wasm path (one call at a time, chaos plugin, epoch metering)");
     let n = if options.quick { 300 } else { 3000 };
     bench.time(Metering::Epoch, "ok", 0, 50, 1).await?; // warm up
-    let fresh = bench.time(Metering::Epoch, "ok", 0, n, 1).await?;
-    let reused = bench.time(Metering::Epoch, "ok", 0, 1, n).await?;
+    let (fresh, _) = bench.time(Metering::Epoch, "ok", 0, n, 1).await?;
+    let (reused, _) = bench.time(Metering::Epoch, "ok", 0, 1, n).await?;
     println!(
         "trivial task, a fresh instance per task: {:>9.0} tasks/s  ({:.1} µs per task)",
         per_second(n, fresh),
@@ -186,35 +188,44 @@ async fn wasm_path(options: &BenchOptions, dir: &Path) -> Result<Calibration> {
         micros(fresh.saturating_sub(reused), n)
     );
 
-    println!("== metering overhead on CPU-bound tasks (median of runs, each mode side by side)");
-    let reps = if options.quick { 3 } else { 7 };
+    println!(
+        "== metering overhead on CPU-bound tasks (CPU time; median over rounds that run each mode back to back)"
+    );
+    let reps = if options.quick { 5 } else { 15 };
     let work = if options.quick {
         20_000_000
     } else {
-        60_000_000
+        40_000_000
     };
     let mut rounds_per_ms = 0.0;
     for mode in ["cpu", "sort"] {
-        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 3];
         let modes = [Metering::Unmetered, Metering::Epoch, Metering::Fuel];
         bench.time(Metering::Fuel, mode, work / 10, 1, 1).await?; // compile the fuel flavour
+        let mut times: [Vec<Duration>; 3] = Default::default();
+        let mut ratios: [Vec<f64>; 2] = Default::default();
         for _ in 0..reps {
+            let mut round = [Duration::ZERO; 3];
             for (i, metering) in modes.iter().enumerate() {
-                times[i].push(bench.time(*metering, mode, work, 1, 1).await?);
+                round[i] = bench.time(*metering, mode, work, 1, 1).await?.1;
+                times[i].push(round[i]);
+            }
+            for i in 0..2 {
+                ratios[i].push(round[i + 1].as_secs_f64() / round[0].as_secs_f64());
             }
         }
-        let [none, epoch, fuel] = [0, 1, 2].map(|i| median(times[i].clone()));
+        let [none, epoch, fuel] = times.map(median);
+        let [epoch_ratio, fuel_ratio] = ratios.map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        });
         if mode == "cpu" {
             rounds_per_ms = work as f64 / epoch.as_secs_f64() / 1000.0;
         }
-        let ratio = |d: Duration| d.as_secs_f64() / none.as_secs_f64();
         println!(
-            "{mode:<5} none {:>7.1} ms | epoch {:>7.1} ms ({:.3}x) | fuel {:>7.1} ms ({:.3}x)",
+            "{mode:<5} none {:>7.1} ms | epoch {:>7.1} ms ({epoch_ratio:.3}x) | fuel {:>7.1} ms ({fuel_ratio:.3}x)",
             none.as_secs_f64() * 1e3,
             epoch.as_secs_f64() * 1e3,
-            ratio(epoch),
             fuel.as_secs_f64() * 1e3,
-            ratio(fuel),
         );
     }
     Ok(Calibration { rounds_per_ms })
