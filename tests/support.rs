@@ -167,6 +167,11 @@ impl Server {
         self.url = url;
     }
 
+    /// The plugin directory the server watches.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

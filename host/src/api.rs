@@ -31,6 +31,8 @@ pub struct AppState {
     pub store: Store,
     pub assets: AssetRepo,
     pub registry: Arc<Registry>,
+    /// Where uploaded plugins are written (the watched plugin directory).
+    pub plugins_dir: std::path::PathBuf,
     /// Wakes the scheduler after a submission.
     pub wake: Arc<Notify>,
     /// Which submissions are answered synchronously.
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(job_report))
         .routes(routes!(history))
         .routes(routes!(list_plugins))
+        .routes(routes!(put_plugin, delete_plugin))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(list_tenants))
         .routes(routes!(put_tenant))
@@ -147,6 +150,12 @@ impl ApiError {
 
     pub(crate) fn bad(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Some(field), message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(%message, "internal error in a request");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, message)
     }
 }
 
@@ -950,30 +959,152 @@ async fn list_tasks(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded and rejected plugins", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
+/// `GET /api/v1/plugins`: every loaded version (active, or superseded but kept
+/// for the jobs that started on it) and the files refused, with reasons.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded versions and rejected files", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_plugins(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     caller(&app, &headers, Action::Read).await?;
     let plugins: Vec<Value> = app
         .registry
-        .current()
+        .versions()
         .iter()
-        .map(|p| {
-            json!({
-                "name": p.name,
-                "version": p.version,
-                "digest": p.digest(),
-                "jobTypes": p.job_types,
-                "paramsSchema": p.params_schema,
-                "capabilities": p.capability_names(),
-                "file": p.file.display().to_string(),
-                "loadedAt": timestamp(Some(p.loaded_at)),
-                "status": "active",
-            })
-        })
+        .map(|(p, status)| plugin_json(p, *status))
         .collect();
     Ok(Json(
         json!({ "plugins": plugins, "rejected": app.registry.rejected() }),
     ))
+}
+
+fn plugin_json(p: &crate::plugins::Plugin, status: crate::plugins::Status) -> Value {
+    json!({
+        "name": p.name,
+        "version": p.version,
+        "digest": p.digest(),
+        "jobTypes": p.job_types,
+        "paramsSchema": p.params_schema,
+        "capabilities": p.capability_names(),
+        "file": p.file.display().to_string(),
+        "loadedAt": timestamp(Some(p.loaded_at)),
+        "status": status,
+    })
+}
+
+/// The largest component `PUT /api/v1/plugins/{name}` accepts.
+const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// `PUT /api/v1/plugins/{name}` (admin) with the component's bytes: checked
+/// (compiled, linked against the world, described) before it is written to the
+/// plugin directory; then it is the version new jobs of its types get.
+#[utoipa::path(put, path = "/api/v1/plugins/{name}", tag = "plugins", params(("name" = String, Path, description = "The plugin's name, as its describe says")), request_body(content = Vec<u8>, description = "A wasm component (at most 64 MiB)", content_type = "application/wasm"), responses((status = 201, description = "Installed: the plugin", body = serde_json::Value), (status = 200, description = "That exact component was already installed", body = serde_json::Value), (status = 400, description = "Not a usable component, or another name: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 413, description = "Too large")))]
+async fn put_plugin(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let caller = caller(&app, &headers, Action::Administer).await?;
+    if !valid_plugin_name(&name) {
+        return Err(ApiError::bad(
+            "name",
+            "must be 1-64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_COMPONENT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("body"),
+                format!("a component may have at most {MAX_COMPONENT_BYTES} bytes"),
+            )
+        })?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad(
+            "body",
+            "is empty: send the component's bytes",
+        ));
+    }
+    let file = app
+        .registry
+        .file_of(&name)
+        .unwrap_or_else(|| app.plugins_dir.join(format!("{name}.wasm")));
+    let plugin = app
+        .registry
+        .inspect(&file, &bytes)
+        .await
+        .map_err(|reason| ApiError::bad("body", reason))?;
+    if plugin.name != name {
+        return Err(ApiError::bad(
+            "name",
+            format!(
+                "the component describes itself as plugin {:?}, not {name:?}",
+                plugin.name
+            ),
+        ));
+    }
+    crate::plugins::write_atomically(&file, &bytes)
+        .map_err(|e| ApiError::internal(format!("writing {}: {e}", file.display())))?;
+    let change = app
+        .registry
+        .reload(&file)
+        .await
+        .map_err(|reason| ApiError::bad("body", reason))?;
+    tracing::info!(plugin = %name, digest = %plugin.digest(), by = %caller.user, "plugin uploaded");
+    let status = match change {
+        crate::plugins::Change::Loaded(_) => StatusCode::CREATED,
+        crate::plugins::Change::Unchanged => StatusCode::OK,
+    };
+    Ok((
+        status,
+        Json(plugin_json(&plugin, crate::plugins::Status::Active)),
+    ))
+}
+
+/// `DELETE /api/v1/plugins/{name}` (admin): retires every version of a plugin
+/// and removes its file; refused while a job that has not ended uses it.
+#[utoipa::path(delete, path = "/api/v1/plugins/{name}", tag = "plugins", params(("name" = String, Path, description = "Plugin name")), responses((status = 204, description = "Retired"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not"), (status = 404, description = "No such plugin"), (status = 409, description = "Jobs still use it")))]
+async fn delete_plugin(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller(&app, &headers, Action::Administer).await?;
+    if !app.registry.versions().iter().any(|(p, _)| p.name == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("name"),
+            format!("no plugin {name:?}"),
+        ));
+    }
+    let using = app.store.unfinished_jobs_of_plugin(&name).await?;
+    if using > 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            Some("name"),
+            format!(
+                "{using} jobs that have not ended use plugin {name:?}; cancel them or let them finish first"
+            ),
+        ));
+    }
+    for file in app.registry.remove(&name) {
+        if let Err(e) = std::fs::remove_file(&file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(ApiError::internal(format!(
+                "removing {}: {e}",
+                file.display()
+            )));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn valid_plugin_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !s.starts_with('.')
 }
 
 #[utoipa::path(get, path = "/api/v1/assets", tag = "assets", params(("path" = String, Query, description = "Folder"), ("recursive" = Option<bool>, Query, description = "Descend"), ("cursor" = Option<String>, Query, description = "Next page"), ("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "A page of assets", body = serde_json::Value), (status = 400, description = "Bad input: `{error: {field, message}}`"), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod paths;
 pub mod plugins;
 pub mod purge;
+pub mod reload;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

@@ -138,9 +138,23 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
         instance_slots: (config.workers as u32) * 2 + 8,
         max_memory: config.limits.max_memory().max(64 << 20) + (64 << 20),
     })?;
-    let registry = Arc::new(Registry::new(runtime.clone()));
+    let registry = Arc::new(Registry::with_archive(
+        runtime.clone(),
+        config.data_dir.join("plugin-store"),
+    )?);
     let loaded = registry.load_dir(&config.plugins_dir).await?;
     tracing::info!(loaded, dir = %config.plugins_dir.display(), types = ?registry.job_types(), "plugins loaded");
+    let missing = registry
+        .restore(&store.unfinished_plugin_digests().await?)
+        .await;
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "plugin versions of unfinished jobs are gone; those jobs will fail"
+        );
+    }
+    crate::reload::watch(registry.clone(), config.plugins_dir.clone())
+        .with_context(|| format!("watching {}", config.plugins_dir.display()))?;
 
     let scheduler = Scheduler::new(
         store.clone(),
@@ -171,6 +185,7 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
         store,
         assets,
         registry,
+        plugins_dir: config.plugins_dir.clone(),
         wake,
         sync: Arc::new(config.sync.clone()),
         retention: Arc::new(config.retention.clone()),

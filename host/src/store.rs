@@ -426,6 +426,27 @@ impl Store {
         .await?)
     }
 
+    /// The plugin versions (digests) of jobs that have not ended.
+    pub async fn unfinished_plugin_digests(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT plugin_digest FROM jobs \
+             WHERE state NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many jobs that have not ended use a version of plugin `name`.
+    pub async fn unfinished_jobs_of_plugin(&self, name: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE plugin_name = ? \
+             AND state NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Jobs in `state` with their priority.
     pub async fn jobs_with_priority(&self, state: JobState) -> Result<Vec<(String, i64)>> {
         Ok(

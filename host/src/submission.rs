@@ -151,6 +151,9 @@ pub fn parse(
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(Invalid::field("params", "must be a JSON object")),
     };
+    if let Err((field, reason)) = plugin.check_params(&params) {
+        return Err(Invalid::field(&field, reason));
+    }
     let priority = priority(body.remove("priority").as_ref())?.unwrap_or(0);
     let weight = weight(body.remove("weight").as_ref())?.unwrap_or(1);
     let text = |body: &mut Map<String, Value>,
