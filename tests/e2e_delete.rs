@@ -227,11 +227,24 @@ async fn delete_with_exclusions_keeps_referenced_assets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_params_fail_the_job_early() {
     let server = Server::start(Options {
-        plugins: vec!["wasmq_delete"],
+        plugins: vec!["wasmq_delete", "wasmq_chaos"],
         ..Default::default()
     });
+    // The plugin's JSON Schema refuses bad params before a job exists...
+    let (status, body) = server
+        .post(
+            "/api/v1/jobs",
+            &json!({"type": "delete", "path": ROOT, "params": {"force": "yes"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("params.force")),
+        "{body}"
+    );
+    // ...and what only the plugin can judge fails the job early, in plan.
     let id = server
-        .submit(&json!({"type": "delete", "path": ROOT, "params": {"force": "yes"}}))
+        .submit(&json!({"type": "chaos", "path": ROOT, "params": {"tasks": ["ok", "invalid"]}}))
         .await;
     let job = server.wait_done(&id).await;
     assert_eq!(job["state"], "Failed", "{job}");

@@ -7,13 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::api::{AppState, SyncPolicy};
+use crate::api::AppState;
 use crate::capabilities::{CallCtx, JobContext, Phase};
-use crate::jobs::FailureThreshold;
 use crate::paths::Scope;
-use crate::purge::Retention;
 use crate::runtime::bindings::wasmq::plugin::types::{Capabilities, JobInfo, Task};
-use crate::runtime::{Limits, LimitsTable, Loaded, Metering, Runtime, RuntimeConfig};
+use crate::runtime::{Limits, Loaded, Metering, Runtime, RuntimeConfig};
 use crate::server::{self, ServerConfig};
 use crate::store::{Job, Store};
 
@@ -240,30 +238,9 @@ async fn start_host(options: &BenchOptions, dir: &Path, name: &str) -> Result<Ap
         options.plugins.join("wasmq_chaos.wasm"),
         plugins.join("wasmq_chaos.wasm"),
     )?;
-    server::start(&ServerConfig {
-        data_dir: data.clone(),
-        plugins_dir: plugins,
-        cache_dir: dir.join("cache"),
-        listen: "127.0.0.1:0".parse()?,
-        workers: 2,
-        limits: LimitsTable::default(),
-        server_name: "bench".into(),
-        report_folder: "/system/wasmq/reports".into(),
-        task_attempts: 3,
-        retry_base: Duration::from_millis(100),
-        failure: FailureThreshold::default(),
-        sync: SyncPolicy {
-            default: 0,
-            per_type: Default::default(),
-            wait: Duration::from_secs(1),
-        },
-        retention: Retention {
-            schedule: crate::purge::parse_schedule("0 3 * * *")?,
-            max_age_days: 30,
-            max_finished: 100_000,
-        },
-    })
-    .await
+    let mut config = ServerConfig::in_process(data, plugins, dir.join("cache"))?;
+    config.server_name = "bench".into();
+    server::start(&config).await
 }
 
 async fn submit(app: &AppState, tenant: &str, body: Value) -> Result<Job> {

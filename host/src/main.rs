@@ -217,6 +217,35 @@ enum PluginCommand {
         #[arg(long, default_value = "target/wasm-plugins")]
         out: PathBuf,
     },
+    /// Writes a new plugin crate NAME/ that builds on its own (out of tree).
+    New {
+        /// The plugin's name and job type: lowercase letters, digits and '-'.
+        name: String,
+        /// The directory to create NAME/ in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Runs one job of a plugin component on a directory of files in a
+    /// throwaway host and prints its tasks, outcomes, log and fuel.
+    Test {
+        /// The component (.wasm) to test.
+        component: PathBuf,
+        /// A directory of files to import as the job's assets.
+        #[arg(long)]
+        fixtures: PathBuf,
+        /// The asset folder the fixtures go to; the job's path.
+        #[arg(long, default_value = "/content/fixtures")]
+        to: String,
+        /// The job type to submit [default: the plugin's first].
+        #[arg(long = "type")]
+        job_type: Option<String>,
+        /// The job's params as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Plugin calls that may run at once.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -278,16 +307,48 @@ async fn run(command: Command) -> Result<()> {
             println!("{secret}");
             Ok(())
         }
-        Command::Plugin {
-            command: PluginCommand::Build { dir, out },
-        } => {
-            let built =
-                tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out)).await??;
-            for file in built {
-                println!("{}", file.display());
+        Command::Plugin { command } => match command {
+            PluginCommand::Build { dir, out } => {
+                let built =
+                    tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out))
+                        .await??;
+                for file in built {
+                    println!("{}", file.display());
+                }
+                Ok(())
             }
-            Ok(())
-        }
+            PluginCommand::New { name, dir } => {
+                let root = wasmq::scaffold::create(&dir, &name)?;
+                println!("{}", root.display());
+                Ok(())
+            }
+            PluginCommand::Test {
+                component,
+                fixtures,
+                to,
+                job_type,
+                params,
+                workers,
+            } => {
+                let params: Value =
+                    serde_json::from_str(&params).context("--params is not JSON")?;
+                let report = wasmq::plugintest::run(&wasmq::plugintest::TestOptions {
+                    component,
+                    fixtures,
+                    to,
+                    job_type,
+                    params,
+                    workers,
+                    timeout: Duration::from_secs(600),
+                })
+                .await?;
+                print!("{}", report.render());
+                if !report.passed() {
+                    bail!("the job ended {} or a task failed", report.state);
+                }
+                Ok(())
+            }
+        },
     }
 }
 

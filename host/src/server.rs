@@ -50,6 +50,36 @@ pub struct ServerConfig {
     pub retention: Retention,
 }
 
+impl ServerConfig {
+    /// A host for in-process use (benchmarks, `wasmq plugin test`): the given
+    /// directories, 2 workers, default limits, every job asynchronous.
+    pub fn in_process(data_dir: PathBuf, plugins_dir: PathBuf, cache_dir: PathBuf) -> Result<Self> {
+        Ok(ServerConfig {
+            data_dir,
+            plugins_dir,
+            cache_dir,
+            listen: "127.0.0.1:0".parse()?,
+            workers: 2,
+            limits: LimitsTable::default(),
+            server_name: "in-process".into(),
+            report_folder: "/system/wasmq/reports".into(),
+            task_attempts: 3,
+            retry_base: Duration::from_millis(100),
+            failure: FailureThreshold::default(),
+            sync: SyncPolicy {
+                default: 0,
+                per_type: Default::default(),
+                wait: Duration::from_secs(1),
+            },
+            retention: Retention {
+                schedule: crate::purge::parse_schedule("0 3 * * *")?,
+                max_age_days: 30,
+                max_finished: 100_000,
+            },
+        })
+    }
+}
+
 /// The files of a data directory.
 pub struct DataDir {
     /// The SQLite database file.

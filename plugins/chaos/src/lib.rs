@@ -6,6 +6,7 @@
 //! (sorts `work / 100` pseudo-random numbers), `loop` (spins forever), `panic`,
 //! `memory` (grows linear memory without end), `stack` (recurses without end),
 //! `fail` (returns a permanent error), `transient` (returns a transient error),
+//! `invalid` (plan refuses the whole job as invalid input),
 //! `undeclared` (calls a capability it did not declare).
 
 use serde::Deserialize;
@@ -45,6 +46,7 @@ const MODES: &[&str] = &[
     "fail",
     "transient",
     "undeclared",
+    "invalid",
 ];
 
 impl JobType for Chaos {
@@ -73,6 +75,11 @@ impl JobType for Chaos {
             return Err(Error::invalid_input(format!(
                 "params.tasks: unknown mode {bad:?}"
             )));
+        }
+        if params.tasks.iter().any(|m| m == "invalid") {
+            return Err(Error::invalid_input(
+                "params.tasks: chaos was asked to refuse this job",
+            ));
         }
         let root = job.info.path.trim_end_matches('/');
         job.add_tasks(params.tasks.iter().enumerate().map(|(i, mode)| Task {
