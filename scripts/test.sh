@@ -15,7 +15,10 @@ echo "== format and lints"
 cargo fmt --all --check
 (cd plugins && cargo fmt --all --check)
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Pure plugin-side crates (no WIT) are checked and tested natively too.
+(cd plugins && cargo clippy -p damcsv --all-targets --locked -- -D warnings)
 
 echo "== tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \
   cargo test --workspace --locked
+(cd plugins && cargo test -p damcsv --locked)
