@@ -265,6 +265,25 @@ async fn weights_are_validated_and_set_per_tenant() {
         (400, Some("weight")),
         "{body}"
     );
+
+    // A PATCH must change something, and only to a valid weight.
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/x", "params": {"tasks": ["slow"], "slowMs": 2000}}))
+        .await;
+    for (patch, field) in [(json!({}), "priority"), (json!({"weight": 0}), "weight")] {
+        let (status, body) = server
+            .send(
+                server
+                    .request(reqwest::Method::PATCH, &format!("/api/v1/jobs/{id}"))
+                    .json(&patch),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{patch}: {body}"
+        );
+    }
 }
 
 async fn submit_as(server: &Server, token: &str, body: Value) -> String {
