@@ -105,14 +105,7 @@ async fn scaffold_builds_out_of_tree_and_the_checksum_example_runs() {
     ]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains(": Complete"), "{printed}");
-    assert!(
-        printed.contains(&format!(
-            "{} tasks, {} succeeded, 0 failed",
-            sums.len(),
-            sums.len()
-        )),
-        "{printed}"
-    );
+    assert_all_succeeded(&printed, sums.len());
     assert!(printed.contains(" bytes"), "{printed}");
 
     // The third-party example builds out of tree from examples/.
@@ -203,12 +196,13 @@ async fn scaffold_builds_out_of_tree_and_the_checksum_example_runs() {
             "{line}"
         );
     }
+    assert_all_succeeded(&printed, sums.len());
+}
+
+/// `wasmq plugin test` printed totals saying all `n` tasks succeeded.
+fn assert_all_succeeded(printed: &str, n: usize) {
     assert!(
-        printed.contains(&format!(
-            "{} tasks, {} succeeded, 0 failed",
-            sums.len(),
-            sums.len()
-        )),
+        printed.contains(&format!("{n} tasks, {n} succeeded, 0 failed")),
         "{printed}"
     );
 }

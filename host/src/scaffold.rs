@@ -400,6 +400,21 @@ mod tests {
     }
 
     #[test]
+    fn the_checksum_example_vendors_the_current_sdk_and_wit() {
+        // examples/checksum was made with `plugin new`: its vendored copies must
+        // match what `plugin new` writes today, so the example cannot drift.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/checksum/wasmq-sdk");
+        let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+        assert_eq!(
+            lib,
+            vendored_sdk_lib(SDK_LIB).unwrap(),
+            "regenerate examples/checksum/wasmq-sdk"
+        );
+        let wit = std::fs::read_to_string(root.join("wit/plugin.wit")).unwrap();
+        assert_eq!(wit, WIT, "regenerate examples/checksum/wasmq-sdk/wit");
+    }
+
+    #[test]
     fn sdk_dependencies_are_concrete() {
         let deps = sdk_dependencies(SDK_MANIFEST, PLUGINS_MANIFEST).unwrap();
         assert!(!deps.contains("workspace"), "{deps}");
