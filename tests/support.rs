@@ -335,6 +335,37 @@ impl Server {
         }
     }
 
+    /// Downloads an asset's binary (`rendition` for one of its renditions):
+    /// the status and the bytes.
+    pub async fn download(&self, path: &str, rendition: Option<&str>) -> (u16, Vec<u8>) {
+        let mut request = self.request(reqwest::Method::GET, &format!("/api/v1/assets{path}"));
+        if let Some(name) = rendition {
+            request = request.query(&[("rendition", name)]);
+        }
+        let response = request.send().await.expect("download");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
+
+    /// Uploads `data` as the asset at `path` (`rendition` for one of its
+    /// renditions) with `PUT /api/v1/assets{path}`: the status and the answer.
+    pub async fn upload(
+        &self,
+        path: &str,
+        rendition: Option<&str>,
+        data: Vec<u8>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let mut request = self
+            .request(reqwest::Method::PUT, &format!("/api/v1/assets{path}"))
+            .header("content-type", content_type)
+            .body(data);
+        if let Some(name) = rendition {
+            request = request.query(&[("rendition", name)]);
+        }
+        self.send(request).await
+    }
+
     /// True if `/healthz` answers 200.
     pub async fn is_alive(&self) -> bool {
         self.get("/healthz").await.0 == 200

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let spec = Arc::new(openapi);
     router
+        .merge(crate::asset_routes::routes())
         .route(
             "/openapi.json",
             get(move || async move { Json(spec.as_ref().clone()) }),
@@ -201,8 +202,21 @@ impl From<StoreError> for ApiError {
 
 impl From<crate::assets::AssetError> for ApiError {
     fn from(e: crate::assets::AssetError) -> Self {
-        tracing::error!(error = %e, "asset error in a request");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+        use crate::assets::AssetError;
+        match e {
+            AssetError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, Some("path"), e.to_string())
+            }
+            AssetError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, Some("path"), e.to_string())
+            }
+            AssetError::BadValue { .. } => ApiError::bad("metadata", e.to_string()),
+            AssetError::BadRenditionName(_) => ApiError::bad("rendition", e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "asset error in a request");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string())
+            }
+        }
     }
 }
 

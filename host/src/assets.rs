@@ -1,5 +1,5 @@
-//! The asset repository: binaries in an object store (a local directory by
-//! default), rows, metadata and references between assets in the database.
+//! The asset repository: binaries and their renditions in object stores (local
+//! directories by default), rows, metadata and references in the database.
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -32,6 +32,10 @@ pub enum AssetError {
     Io(String, std::io::Error),
     #[error("bad metadata value for {name}: {reason}")]
     BadValue { name: String, reason: String },
+    #[error(
+        "rendition name {0:?} must be 1-128 letters, digits, '.', '-' or '_', not starting with '.'"
+    )]
+    BadRenditionName(String),
 }
 
 type Result<T, E = AssetError> = std::result::Result<T, E>;
@@ -100,29 +104,58 @@ pub struct Property {
     pub values: Vec<MetaValue>,
 }
 
+/// Facts about one rendition of an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenditionStat {
+    pub path: String,
+    pub name: String,
+    pub size: u64,
+    pub etag: String,
+    pub content_type: String,
+    pub modified_at: i64,
+}
+
 /// The asset repository of every tenant.
 #[derive(Clone)]
 pub struct AssetRepo {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     objects: Arc<dyn ObjectStore>,
+    renditions: Arc<dyn ObjectStore>,
+    /// The publish target (see `publish`).
+    pub(crate) published: Arc<dyn ObjectStore>,
+    /// Serializes the rewriting of referring texts when assets move, so two
+    /// moves that touch the same referrer cannot lose each other's edits.
+    rewrites: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The largest page `list` returns.
 pub const MAX_PAGE: u32 = 1000;
 
 impl AssetRepo {
-    /// A repository whose binaries live under the local directory `root`.
-    pub fn local(pool: SqlitePool, root: &FsPath) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(|e| AssetError::Io(root.display().to_string(), e))?;
-        let objects = LocalFileSystem::new_with_prefix(root)?;
+    /// A repository whose binaries live under the local directory `root`,
+    /// renditions under `renditions` and the publish target under `published`.
+    pub fn local(
+        pool: SqlitePool,
+        root: &FsPath,
+        renditions: &FsPath,
+        published: &FsPath,
+    ) -> Result<Self> {
         Ok(AssetRepo {
             pool,
-            objects: Arc::new(objects),
+            objects: Arc::new(local_store(root)?),
+            renditions: Arc::new(local_store(renditions)?),
+            published: Arc::new(local_store(published)?),
+            rewrites: Arc::default(),
         })
     }
 
     fn key(tenant: &str, path: &str) -> ObjectPath {
         ObjectPath::from(format!("{tenant}{path}"))
+    }
+
+    fn rendition_key(tenant: &str, path: &str, name: &str) -> ObjectPath {
+        ObjectPath::from(format!("{tenant}{path}/{name}"))
     }
 
     /// Lists assets under `folder` in path order, skipping those outside `scope`.
@@ -293,7 +326,20 @@ impl AssetRepo {
             .bind(path)
             .execute(&mut *tx)
             .await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM renditions WHERE tenant = ? AND path = ? RETURNING name",
+        )
+        .bind(tenant)
+        .bind(path)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
+        for name in names {
+            let key = Self::rendition_key(tenant, path, &name);
+            if let Err(e) = self.renditions.delete(&key).await {
+                tracing::warn!(tenant, path, name, error = %e, "rendition row deleted but its binary stays");
+            }
+        }
         match self.objects.delete(&Self::key(tenant, path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
             Err(e) => {
@@ -303,9 +349,15 @@ impl AssetRepo {
         }
     }
 
-    /// Moves an asset with its metadata; references to it follow. Copies the
-    /// binary first and removes the source last, so a crash leaves the asset
-    /// whole at its old path.
+    /// Moves an asset with its metadata and renditions; references to it
+    /// follow, both in the reference table and as text inside the referring
+    /// text assets (HTML, CSS, JSON, XML, Markdown, ...) anywhere in the tenant.
+    ///
+    /// Order, so that a crash at any point leaves the asset whole at one path
+    /// and a re-run finishes the move: copy the binary and renditions, rewrite
+    /// the referring texts, move the rows in one transaction, remove the old
+    /// binaries. Until the transaction commits, referrers may already name the
+    /// destination.
     pub async fn move_asset(&self, tenant: &str, from: &str, to: &str) -> Result<AssetStat> {
         let stat = self
             .stat(tenant, from)
@@ -317,10 +369,21 @@ impl AssetRepo {
         self.objects
             .copy(&Self::key(tenant, from), &Self::key(tenant, to))
             .await?;
+        let renditions = self.renditions(tenant, from).await?;
+        for r in &renditions {
+            self.renditions
+                .copy(
+                    &Self::rendition_key(tenant, from, &r.name),
+                    &Self::rendition_key(tenant, to, &r.name),
+                )
+                .await?;
+        }
+        self.rewrite_referrers(tenant, from, to).await?;
         let mut tx = self.pool.begin().await?;
         for sql in [
             "UPDATE assets SET path = ?3 WHERE tenant = ?1 AND path = ?2",
             "UPDATE metadata SET path = ?3 WHERE tenant = ?1 AND path = ?2",
+            "UPDATE renditions SET path = ?3 WHERE tenant = ?1 AND path = ?2",
             "UPDATE refs SET source = ?3 WHERE tenant = ?1 AND source = ?2",
             "UPDATE refs SET target = ?3 WHERE tenant = ?1 AND target = ?2",
         ] {
@@ -335,10 +398,151 @@ impl AssetRepo {
         if let Err(e) = self.objects.delete(&Self::key(tenant, from)).await {
             tracing::warn!(tenant, from, error = %e, "moved asset left its old binary behind");
         }
+        for r in &renditions {
+            let key = Self::rendition_key(tenant, from, &r.name);
+            if let Err(e) = self.renditions.delete(&key).await {
+                tracing::warn!(tenant, from, name = r.name, error = %e, "moved rendition left its old binary behind");
+            }
+        }
         Ok(AssetStat {
             path: to.into(),
             ..stat
         })
+    }
+
+    /// Rewrites `from` to `to` inside every text asset that refers to `from`;
+    /// returns how many changed. The reference rows are left to the caller.
+    async fn rewrite_referrers(&self, tenant: &str, from: &str, to: &str) -> Result<usize> {
+        let _one_at_a_time = self.rewrites.lock().await;
+        let mut changed = 0;
+        for referrer in self.referrers(tenant, from).await? {
+            let Some(stat) = self.stat(tenant, &referrer).await? else {
+                continue;
+            };
+            if !is_text(&stat.content_type) {
+                continue;
+            }
+            let data = self.read(tenant, &referrer).await?;
+            let text = String::from_utf8_lossy(&data);
+            if let Some(new) = rewrite_path(&text, from, to) {
+                self.put_binary(tenant, &referrer, Bytes::from(new), &stat.content_type)
+                    .await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The renditions of the asset at `path`, by name.
+    pub async fn renditions(&self, tenant: &str, path: &str) -> Result<Vec<RenditionStat>> {
+        let rows = sqlx::query(
+            "SELECT path, name, size, etag, content_type, modified_at FROM renditions \
+             WHERE tenant = ? AND path = ? ORDER BY name",
+        )
+        .bind(tenant)
+        .bind(path)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RenditionStat {
+                path: row.get(0),
+                name: row.get(1),
+                size: row.get::<i64, _>(2) as u64,
+                etag: row.get(3),
+                content_type: row.get(4),
+                modified_at: row.get(5),
+            })
+            .collect())
+    }
+
+    /// The binary of one rendition.
+    pub async fn read_rendition(&self, tenant: &str, path: &str, name: &str) -> Result<Bytes> {
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM renditions WHERE tenant = ? AND path = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(path)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        if exists.is_none() {
+            return Err(AssetError::NotFound(format!("{path} (rendition {name})")));
+        }
+        let key = Self::rendition_key(tenant, path, name);
+        Ok(self.renditions.get(&key).await?.bytes().await?)
+    }
+
+    /// Creates or replaces a rendition of the existing asset at `path`.
+    pub async fn write_rendition(
+        &self,
+        tenant: &str,
+        path: &str,
+        name: &str,
+        data: Bytes,
+        content_type: &str,
+    ) -> Result<RenditionStat> {
+        if !valid_rendition_name(name) {
+            return Err(AssetError::BadRenditionName(name.into()));
+        }
+        if self.stat(tenant, path).await?.is_none() {
+            return Err(AssetError::NotFound(path.into()));
+        }
+        let stat = RenditionStat {
+            path: path.into(),
+            name: name.into(),
+            size: data.len() as u64,
+            etag: etag_of(&data),
+            content_type: content_type.into(),
+            modified_at: now_ms(),
+        };
+        self.renditions
+            .put(
+                &Self::rendition_key(tenant, path, name),
+                PutPayload::from_bytes(data),
+            )
+            .await?;
+        sqlx::query(
+            "INSERT INTO renditions (tenant, path, name, size, etag, content_type, modified_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, path, name) DO UPDATE SET \
+             size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
+             modified_at = excluded.modified_at",
+        )
+        .bind(tenant)
+        .bind(path)
+        .bind(name)
+        .bind(stat.size as i64)
+        .bind(&stat.etag)
+        .bind(content_type)
+        .bind(stat.modified_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(stat)
+    }
+
+    /// Removes one rendition; false if there was none.
+    pub async fn delete_rendition(&self, tenant: &str, path: &str, name: &str) -> Result<bool> {
+        let gone = sqlx::query("DELETE FROM renditions WHERE tenant = ? AND path = ? AND name = ?")
+            .bind(tenant)
+            .bind(path)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Ok(false);
+        }
+        match self
+            .renditions
+            .delete(&Self::rendition_key(tenant, path, name))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(tenant, path, name, error = %e, "rendition row deleted but its binary stays")
+            }
+        }
+        Ok(true)
     }
 
     /// The assets that refer to `path`, in path order.
@@ -490,6 +694,52 @@ fn stat_from_row(row: sqlx::sqlite::SqliteRow) -> AssetStat {
     }
 }
 
+fn local_store(root: &FsPath) -> Result<LocalFileSystem> {
+    std::fs::create_dir_all(root).map_err(|e| AssetError::Io(root.display().to_string(), e))?;
+    Ok(LocalFileSystem::new_with_prefix(root)?)
+}
+
+/// True for a rendition name: 1-128 of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn valid_rendition_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// `text` with every whole mention of the asset path `from` replaced by `to`,
+/// or `None` if there is none. A mention is whole when it is not part of a
+/// longer path or word: `/dam/a.png` is not rewritten in `/dam/a.png2`,
+/// `/dam/a.png/x` or `/x/dam/a.png`.
+pub fn rewrite_path(text: &str, from: &str, to: &str) -> Option<String> {
+    let continues = |c: char| c.is_alphanumeric() || matches!(c, '/' | '_' | '-' | '%' | '~');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find(from) {
+        let before = if at > 0 {
+            rest[..at].chars().next_back()
+        } else {
+            out.chars().next_back()
+        };
+        let after_text = &rest[at + from.len()..];
+        let mut after = after_text.chars();
+        let whole = !before.is_some_and(|c| continues(c) || c == '.')
+            && match after.next() {
+                None => true,
+                Some('.') => !after.next().is_some_and(|c| c.is_alphanumeric()),
+                Some(c) => !continues(c),
+            };
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        changed |= whole;
+        rest = after_text;
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
 fn collect_files(dir: &FsPath, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
     let io = |e| AssetError::Io(dir.display().to_string(), e);
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -536,9 +786,10 @@ pub fn content_type_for(path: &str) -> &'static str {
     }
 }
 
-/// True for media types whose text may name other assets.
+/// True for media types whose text may name other assets. CSV is left out:
+/// a metadata or report CSV lists assets without depending on them.
 pub fn is_text(content_type: &str) -> bool {
-    content_type.starts_with("text/")
+    (content_type.starts_with("text/") && content_type != "text/csv")
         || matches!(
             content_type,
             "application/json" | "application/xml" | "image/svg+xml"
@@ -584,6 +835,28 @@ mod tests {
     }
 
     #[test]
+    fn rewrites_whole_mentions_only() {
+        let text = r#"<img src="/content/dam/a.png"> url(/content/dam/a.png) "/content/dam/a.png2"
+            /content/dam/a.png/x /y/content/dam/a.png [a](/content/dam/a.png). /content/dam/a.png?w=1"#;
+        let new = rewrite_path(text, "/content/dam/a.png", "/content/new/b.png").unwrap();
+        assert_eq!(
+            new,
+            r#"<img src="/content/new/b.png"> url(/content/new/b.png) "/content/dam/a.png2"
+            /content/dam/a.png/x /y/content/dam/a.png [a](/content/new/b.png). /content/new/b.png?w=1"#
+        );
+        assert_eq!(rewrite_path("nothing", "/content/a", "/b"), None);
+        assert_eq!(rewrite_path("/content/ab", "/content/a", "/b"), None);
+    }
+
+    #[test]
+    fn rendition_names() {
+        assert!(valid_rendition_name("page-1.png") && valid_rendition_name("optimized_2.webp"));
+        for bad in ["", ".hidden", "a/b", "a b", "é.png", &"x".repeat(129)] {
+            assert!(!valid_rendition_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn no_paths_in_plain_text() {
         assert!(extract_asset_paths("nothing here /contentx/a").is_empty());
     }
@@ -599,5 +872,6 @@ mod tests {
         assert_eq!(content_type_for("/a/B.HTML"), "text/html");
         assert_eq!(content_type_for("/a/copyright"), "application/octet-stream");
         assert!(is_text("text/css") && is_text("image/svg+xml") && !is_text("image/png"));
+        assert!(!is_text("text/csv"));
     }
 }

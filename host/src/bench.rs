@@ -59,6 +59,7 @@ impl Bench {
             scope: Scope {
                 root: "/content/bench".into(),
                 excluded: vec![],
+                targets: vec![],
             },
             declared: Capabilities::empty(),
             plugin: "chaos".into(),

@@ -1,5 +1,5 @@
-//! The host side of the plugin imports: assets, metadata, references and the
-//! job's own services, each call checked against the job's scope and the plugin's declared capabilities.
+//! The host side of the plugin imports: assets, renditions, metadata, references,
+//! publishing and the job's own services, each checked against the job's scope and declared capabilities.
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use bytes::Bytes;
 
 use crate::assets::{self, AssetError, AssetRepo};
 use crate::paths::{self, Scope};
+use crate::runtime::bindings::wasmq::plugin::publishing::{self, PublishOutcome};
+use crate::runtime::bindings::wasmq::plugin::renditions::{self, RenditionStat};
 use crate::runtime::bindings::wasmq::plugin::types::{
     AssetPage, AssetStat, Capabilities, Error, ErrorKind, JobInfo, LogLevel, MetaValue, Property,
     Task,
@@ -147,7 +149,9 @@ fn asset_error(e: AssetError) -> Error {
     match e {
         AssetError::NotFound(_) => permanent(404, e.to_string()),
         AssetError::Exists(_) => permanent(409, e.to_string()),
-        AssetError::BadValue { .. } => permanent(400, e.to_string()),
+        AssetError::BadValue { .. } | AssetError::BadRenditionName(_) => {
+            permanent(400, e.to_string())
+        }
         AssetError::Objects(_) | AssetError::Db(_) | AssetError::Io(..) => Error {
             kind: ErrorKind::Transient,
             code: 503,
@@ -200,7 +204,7 @@ impl wit_assets::Host for CallCtx {
             .allow(Capabilities::READ, "read", "assets.list")
             .await?;
         paths::validate(&folder).map_err(|e| permanent(400, format!("folder {folder:?} {e}")))?;
-        if !paths::is_under(&folder, &job.scope.root) || !job.scope.contains(&folder) {
+        if !job.scope.contains(&folder) {
             return Err(permanent(
                 403,
                 format!("folder {folder} is outside this job's scope"),
@@ -359,6 +363,107 @@ impl references::Host for CallCtx {
             .await?;
         job.in_scope(&path)?;
         job.bounded(job.assets.references(&job.info.tenant, &path))
+            .await
+    }
+}
+
+fn rendition_to_wit(r: assets::RenditionStat) -> RenditionStat {
+    RenditionStat {
+        path: r.path,
+        name: r.name,
+        size: r.size,
+        etag: r.etag,
+        content_type: r.content_type,
+        modified_ms: r.modified_at.max(0) as u64,
+    }
+}
+
+impl renditions::Host for CallCtx {
+    async fn list(&mut self, path: String) -> Result<Vec<RenditionStat>, Error> {
+        let job = self
+            .allow(Capabilities::READ, "read", "renditions.list")
+            .await?;
+        job.in_scope(&path)?;
+        if job
+            .bounded(job.assets.stat(&job.info.tenant, &path))
+            .await?
+            .is_none()
+        {
+            return Err(permanent(404, format!("no asset at {path}")));
+        }
+        let list = job
+            .bounded(job.assets.renditions(&job.info.tenant, &path))
+            .await?;
+        Ok(list.into_iter().map(rendition_to_wit).collect())
+    }
+
+    async fn read(&mut self, path: String, name: String) -> Result<Vec<u8>, Error> {
+        let job = self
+            .allow(Capabilities::READ, "read", "renditions.read")
+            .await?;
+        job.in_scope(&path)?;
+        Ok(job
+            .bounded(job.assets.read_rendition(&job.info.tenant, &path, &name))
+            .await?
+            .to_vec())
+    }
+
+    async fn write(
+        &mut self,
+        path: String,
+        name: String,
+        data: Vec<u8>,
+        content_type: String,
+    ) -> Result<RenditionStat, Error> {
+        let job = self
+            .allow(Capabilities::WRITE, "write", "renditions.write")
+            .await?;
+        job.in_scope(&path)?;
+        let stat = job
+            .bounded(job.assets.write_rendition(
+                &job.info.tenant,
+                &path,
+                &name,
+                Bytes::from(data),
+                &content_type,
+            ))
+            .await?;
+        Ok(rendition_to_wit(stat))
+    }
+
+    async fn delete(&mut self, path: String, name: String) -> Result<bool, Error> {
+        let job = self
+            .allow(Capabilities::WRITE, "write", "renditions.delete")
+            .await?;
+        job.in_scope(&path)?;
+        job.bounded(job.assets.delete_rendition(&job.info.tenant, &path, &name))
+            .await
+    }
+}
+
+impl publishing::Host for CallCtx {
+    async fn publish(&mut self, path: String) -> Result<PublishOutcome, Error> {
+        let job = self
+            .allow(Capabilities::PUBLISH, "publish", "publishing.publish")
+            .await?;
+        job.in_scope(&path)?;
+        let done = job
+            .bounded(job.assets.publish(&job.info.tenant, &path, &job.info.id))
+            .await?;
+        Ok(PublishOutcome {
+            copied: done.copied,
+            etag: done.etag,
+            published_ms: done.published_at.max(0) as u64,
+            renditions: done.renditions,
+        })
+    }
+
+    async fn unpublish(&mut self, path: String) -> Result<bool, Error> {
+        let job = self
+            .allow(Capabilities::PUBLISH, "publish", "publishing.unpublish")
+            .await?;
+        job.in_scope(&path)?;
+        job.bounded(job.assets.unpublish(&job.info.tenant, &path))
             .await
     }
 }

@@ -2,6 +2,8 @@
 //! WebAssembly components. This crate is the host: library plus the `wasmq` binary.
 
 pub mod api;
+pub mod asset_routes;
+pub mod assetbench;
 pub mod assets;
 pub mod auth;
 pub mod bench;
@@ -12,6 +14,7 @@ pub mod jobs;
 pub mod paths;
 pub mod plugins;
 pub mod plugintest;
+pub mod publish;
 pub mod purge;
 pub mod reload;
 pub mod report;

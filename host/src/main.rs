@@ -68,6 +68,21 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Runs image-optimize as wasm and natively over the image corpus and
+    /// prints the CPU ratio per format and PNG sizes against oxipng.
+    BenchAssets {
+        #[arg(long, default_value = "target/wasm-plugins")]
+        plugins: PathBuf,
+        #[arg(long, default_value = "target/corpus/images")]
+        corpus: PathBuf,
+        #[arg(long, default_value = "plugins/target/release/nativebench")]
+        native: PathBuf,
+        #[arg(long, default_value = "target/tools/bin/oxipng")]
+        oxipng: PathBuf,
+        /// Runs per file; the least CPU time counts.
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -282,6 +297,22 @@ async fn run(command: Command) -> Result<()> {
         Command::Submit(args) => submit(args).await,
         Command::Bench { plugins, quick } => {
             wasmq::bench::run(wasmq::bench::BenchOptions { plugins, quick }).await
+        }
+        Command::BenchAssets {
+            plugins,
+            corpus,
+            native,
+            oxipng,
+            repeat,
+        } => {
+            let options = wasmq::assetbench::AssetBenchOptions {
+                plugins,
+                corpus,
+                native,
+                oxipng,
+                repeat: repeat.max(1),
+            };
+            wasmq::assetbench::run(options).await
         }
         Command::Job { id, server, token } => {
             let url = format!("{}/api/v1/jobs/{id}", server.trim_end_matches('/'));

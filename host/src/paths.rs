@@ -58,19 +58,24 @@ pub fn is_under(path: &str, root: &str) -> bool {
     path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
 }
 
-/// The part of the asset namespace a job may touch: its root minus excluded subtrees.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The part of the asset namespace a job may touch: its root and its targets
+/// (paths its params name as destinations), minus excluded subtrees.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scope {
     /// The job's root path.
     pub root: String,
-    /// Subtrees of `root` the job must leave alone.
+    /// Subtrees the job must leave alone.
     pub excluded: Vec<String>,
+    /// More subtrees the job may touch: the values of the params its
+    /// plugin's schema marks as targets (a move's destination, an export's file).
+    pub targets: Vec<String>,
 }
 
 impl Scope {
-    /// True if `path` is under the root and under no excluded path.
+    /// True if `path` is under the root or a target, and under no excluded path.
     pub fn contains(&self, path: &str) -> bool {
-        is_under(path, &self.root) && !self.excluded.iter().any(|x| is_under(path, x))
+        (is_under(path, &self.root) || self.targets.iter().any(|t| is_under(path, t)))
+            && !self.excluded.iter().any(|x| is_under(path, x))
     }
 }
 
@@ -84,6 +89,21 @@ pub fn descendants_range(folder: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_covers_root_and_targets_minus_excluded() {
+        let scope = Scope {
+            root: "/content/a".into(),
+            excluded: vec!["/content/a/x".into(), "/content/b/private".into()],
+            targets: vec!["/content/b".into()],
+        };
+        assert!(scope.contains("/content/a/1.png"));
+        assert!(scope.contains("/content/b/new/1.png"));
+        assert!(!scope.contains("/content/a/x/1.png"));
+        assert!(!scope.contains("/content/b/private/1.png"));
+        assert!(!scope.contains("/content/c/1.png"));
+        assert!(!scope.contains("/content/bb"));
+    }
 
     #[test]
     fn accepts_normal_paths() {
@@ -128,6 +148,7 @@ mod tests {
         let scope = Scope {
             root: "/c".into(),
             excluded: vec!["/c/keep".into()],
+            targets: vec![],
         };
         assert!(scope.contains("/c/x"));
         assert!(!scope.contains("/c/keep"));

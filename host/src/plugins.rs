@@ -14,6 +14,9 @@ use crate::runtime::bindings::wasmq::plugin::types::{Capabilities, Descriptor};
 use crate::runtime::{Limits, Loaded, Metering, Runtime};
 use crate::store::now_ms;
 
+/// The params-schema keyword that marks a string param as a target path.
+pub const TARGET_KEYWORD: &str = "x-wasmq-target";
+
 /// A loaded, validated plugin version.
 pub struct Plugin {
     /// Its name, from `describe`.
@@ -37,9 +40,29 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// The target paths a job's params name: the string values of the
+    /// top-level properties its schema marks `"x-wasmq-target": true`, as
+    /// (param name, path). The job may touch them besides its own path.
+    pub fn targets(&self, params: &serde_json::Value) -> Vec<(String, String)> {
+        let Some(properties) = self.params_schema["properties"].as_object() else {
+            return Vec::new();
+        };
+        properties
+            .iter()
+            .filter(|(_, schema)| schema[TARGET_KEYWORD] == serde_json::Value::Bool(true))
+            .filter_map(|(name, _)| Some((name.clone(), params.get(name)?.as_str()?.to_string())))
+            .collect()
+    }
+
     /// Checks a job's params against the plugin's schema: the first problem
     /// as (field, reason), the field a dotted path such as `params.tasks.0`.
+    /// Target paths must also be valid asset paths.
     pub fn check_params(&self, params: &serde_json::Value) -> Result<(), (String, String)> {
+        for (name, path) in self.targets(params) {
+            if let Err(e) = crate::paths::validate(&path) {
+                return Err((format!("params.{name}"), format!("{path:?} {e}")));
+            }
+        }
         match self.params_validator.iter_errors(params).next() {
             None => Ok(()),
             Some(error) => {

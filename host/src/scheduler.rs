@@ -355,6 +355,12 @@ impl Scheduler {
             scope: Scope {
                 root: job.path.clone(),
                 excluded,
+                targets: serde_json::from_str(&job.params)
+                    .map(|params| plugin.targets(&params))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(_, path)| path)
+                    .collect(),
             },
             declared: plugin.capabilities,
             plugin: plugin.name.clone(),

@@ -86,6 +86,10 @@ pub struct DataDir {
     pub db: PathBuf,
     /// The root of the local asset store.
     pub assets: PathBuf,
+    /// The root of the local rendition store.
+    pub renditions: PathBuf,
+    /// The root of the local publish target, served at `/published/`.
+    pub published: PathBuf,
 }
 
 impl DataDir {
@@ -95,6 +99,8 @@ impl DataDir {
         Ok(DataDir {
             db: root.join("wasmq.db"),
             assets: root.join("assets"),
+            renditions: root.join("renditions"),
+            published: root.join("published"),
         })
     }
 }
@@ -105,7 +111,12 @@ pub async fn open_data(root: &std::path::Path) -> Result<(Store, AssetRepo)> {
     let store = Store::open(&dir.db)
         .await
         .with_context(|| format!("opening {}", dir.db.display()))?;
-    let assets = AssetRepo::local(store.pool().clone(), &dir.assets)?;
+    let assets = AssetRepo::local(
+        store.pool().clone(),
+        &dir.assets,
+        &dir.renditions,
+        &dir.published,
+    )?;
     Ok((store, assets))
 }
 

@@ -9,7 +9,13 @@ use wasmq::store::Store;
 async fn open() -> (tempfile::TempDir, AssetRepo) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("wasmq.db")).await.unwrap();
-    let repo = AssetRepo::local(store.pool().clone(), &dir.path().join("assets")).unwrap();
+    let repo = AssetRepo::local(
+        store.pool().clone(),
+        &dir.path().join("assets"),
+        &dir.path().join("renditions"),
+        &dir.path().join("published"),
+    )
+    .unwrap();
     (dir, repo)
 }
 
@@ -84,6 +90,7 @@ async fn import_lists_and_records_references() {
     let scope = Scope {
         root: "/content/dam/s".into(),
         excluded: vec!["/content/dam/s/img".into()],
+        targets: vec![],
     };
     let scoped = repo
         .list("t", "/content/dam/s", true, None, 100, Some(&scope))
@@ -274,5 +281,149 @@ async fn metadata_round_trips_types_and_multi_values() {
         repo.set_metadata("t", "/c/a.png", &nan, false)
             .await
             .is_err()
+    );
+}
+
+#[tokio::test]
+async fn renditions_move_publish_and_go_with_their_asset() {
+    let (dir, repo) = open().await;
+    repo.write("t", "/c/a.png", Bytes::from_static(b"png"), "image/png")
+        .await
+        .unwrap();
+    assert!(matches!(
+        repo.write_rendition("t", "/c/none.png", "x.png", Bytes::new(), "image/png")
+            .await,
+        Err(wasmq::assets::AssetError::NotFound(_))
+    ));
+    assert!(
+        repo.write_rendition("t", "/c/a.png", "../x", Bytes::new(), "image/png")
+            .await
+            .is_err()
+    );
+    repo.write_rendition(
+        "t",
+        "/c/a.png",
+        "thumb.png",
+        Bytes::from_static(b"small"),
+        "image/png",
+    )
+    .await
+    .unwrap();
+
+    let first = repo.publish("t", "/c/a.png", "job1").await.unwrap();
+    assert!(first.copied);
+    assert_eq!(first.renditions, 1);
+    let again = repo.publish("t", "/c/a.png", "job2").await.unwrap();
+    assert!(!again.copied, "unchanged: nothing copied");
+    assert_eq!(again.published_at, first.published_at);
+    let (data, content_type, _) = repo
+        .read_published("t", "/c/a.png", Some("thumb.png"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&data[..], content_type.as_str()),
+        (&b"small"[..], "image/png")
+    );
+
+    // A rendition changed: published again.
+    repo.write_rendition(
+        "t",
+        "/c/a.png",
+        "thumb.png",
+        Bytes::from_static(b"smaller"),
+        "image/png",
+    )
+    .await
+    .unwrap();
+    assert!(repo.publish("t", "/c/a.png", "job3").await.unwrap().copied);
+
+    repo.move_asset("t", "/c/a.png", "/d/b.png").await.unwrap();
+    assert!(repo.renditions("t", "/c/a.png").await.unwrap().is_empty());
+    assert_eq!(
+        &repo
+            .read_rendition("t", "/d/b.png", "thumb.png")
+            .await
+            .unwrap()[..],
+        b"smaller"
+    );
+    assert!(!dir.path().join("renditions/t/c/a.png/thumb.png").exists());
+
+    assert!(repo.delete("t", "/d/b.png").await.unwrap());
+    assert!(repo.renditions("t", "/d/b.png").await.unwrap().is_empty());
+    assert!(!dir.path().join("renditions/t/d/b.png/thumb.png").exists());
+
+    // The published copy outlives the asset until it is unpublished.
+    assert!(
+        repo.read_published("t", "/c/a.png", None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(repo.unpublish("t", "/c/a.png").await.unwrap());
+    assert!(
+        repo.read_published("t", "/c/a.png", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!dir.path().join("published/assets/t/c/a.png").exists());
+    assert!(
+        !dir.path()
+            .join("published/renditions/t/c/a.png/thumb.png")
+            .exists()
+    );
+    assert!(!repo.unpublish("t", "/c/a.png").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_move_rewrites_referring_texts_and_keeps_the_references() {
+    let (_dir, repo) = open().await;
+    repo.write(
+        "t",
+        "/content/img/a.png",
+        Bytes::from_static(b"png"),
+        "image/png",
+    )
+    .await
+    .unwrap();
+    let page = r#"<img src="/content/img/a.png"> and "/content/img/a.png2""#;
+    repo.write("t", "/content/p/index.html", Bytes::from(page), "text/html")
+        .await
+        .unwrap();
+    repo.write(
+        "t",
+        "/content/p/raw.bin",
+        Bytes::from_static(b"/content/img/a.png"),
+        "application/octet-stream",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.referrers("t", "/content/img/a.png").await.unwrap(),
+        vec!["/content/p/index.html"]
+    );
+
+    repo.move_asset("t", "/content/img/a.png", "/content/d/a.png")
+        .await
+        .unwrap();
+    let text = repo.read("t", "/content/p/index.html").await.unwrap();
+    assert_eq!(
+        &text[..],
+        br#"<img src="/content/d/a.png"> and "/content/img/a.png2""#
+    );
+    assert_eq!(
+        &repo.read("t", "/content/p/raw.bin").await.unwrap()[..],
+        b"/content/img/a.png"
+    );
+    assert_eq!(
+        repo.referrers("t", "/content/d/a.png").await.unwrap(),
+        vec!["/content/p/index.html"]
+    );
+    assert!(
+        repo.referrers("t", "/content/img/a.png")
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

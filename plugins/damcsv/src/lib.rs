@@ -44,6 +44,11 @@ pub struct Column {
 }
 
 impl Column {
+    /// Reads one column header, e.g. `dc:subject {{ String : multi }}` (no `assetPath`).
+    pub fn parse(header: &str) -> Result<Column, String> {
+        parse_column(header)
+    }
+
     /// The column's header text, e.g. `dc:subject {{ String : multi }}`.
     pub fn header(&self) -> String {
         if self.multi {
@@ -111,12 +116,50 @@ fn error(line: usize, reason: impl Into<String>) -> Error {
 
 /// Splits CSV text into records of fields, with the line each record starts on.
 pub fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, Error> {
+    iter_records(text).collect()
+}
+
+/// Reads CSV text one record at a time (for files too large to split at once):
+/// yields each record's fields with the line it starts on, and stops after an error.
+pub fn iter_records(text: &str) -> Records<'_> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while chars.peek().is_some() {
-        let start = line;
+    Records {
+        chars: text.chars().peekable(),
+        line: 1,
+        failed: false,
+    }
+}
+
+/// The iterator [`iter_records`] returns.
+pub struct Records<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+    failed: bool,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<(usize, Vec<String>), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.failed && self.chars.peek().is_some() {
+            match self.record() {
+                Ok((_, fields)) if fields.len() == 1 && fields[0].is_empty() => continue,
+                Ok(record) => return Some(Ok(record)),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Records<'_> {
+    /// Reads the record that starts at the current position.
+    fn record(&mut self) -> Result<(usize, Vec<String>), Error> {
+        let chars = &mut self.chars;
+        let start = self.line;
         let mut fields = Vec::new();
         let mut field = String::new();
         let mut quoted = false;
@@ -137,7 +180,7 @@ pub fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, Error> {
                     }
                     '"' => quoted = false,
                     '\n' => {
-                        line += 1;
+                        self.line += 1;
                         field.push('\n');
                     }
                     _ => field.push(c),
@@ -149,28 +192,25 @@ pub fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, Error> {
                     quoted = true;
                     was_quoted = true;
                 }
-                '"' => return Err(error(line, "a quote inside an unquoted field")),
+                '"' => return Err(error(self.line, "a quote inside an unquoted field")),
                 ',' => {
                     fields.push(std::mem::take(&mut field));
                     was_quoted = false;
                 }
                 '\r' if chars.peek() == Some(&'\n') => {}
                 '\n' => {
-                    line += 1;
+                    self.line += 1;
                     fields.push(std::mem::take(&mut field));
                     break;
                 }
                 _ if was_quoted => {
-                    return Err(error(line, "text after the closing quote of a field"));
+                    return Err(error(self.line, "text after the closing quote of a field"));
                 }
                 _ => field.push(c),
             }
         }
-        if !(fields.len() == 1 && fields[0].is_empty()) {
-            out.push((start, fields));
-        }
+        Ok((start, fields))
     }
-    Ok(out)
 }
 
 /// Reads a header row: `assetPath` first, then property columns.
@@ -572,6 +612,61 @@ mod tests {
                 "{}",
                 column.name
             );
+        }
+    }
+
+    #[test]
+    fn records_stream_one_at_a_time_and_stop_after_an_error() {
+        let mut it = iter_records("assetPath,a\n/x,1\n/y,\"open\n");
+        assert_eq!(
+            it.next(),
+            Some(Ok((1, vec!["assetPath".into(), "a".into()])))
+        );
+        assert_eq!(it.next(), Some(Ok((2, vec!["/x".into(), "1".into()]))));
+        let e = it.next().unwrap().unwrap_err();
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (3, "a quoted field is not closed")
+        );
+        assert_eq!(it.next(), None);
+        assert_eq!(iter_records("").count(), 0);
+    }
+
+    #[test]
+    fn column_parse_reads_one_header() {
+        assert_eq!(
+            Column::parse("exif:FNumber {{ Double }}"),
+            Ok(col("exif:FNumber", Kind::Double, false))
+        );
+        assert!(Column::parse("a b").is_err());
+    }
+
+    #[test]
+    fn extreme_values_survive_a_round_trip() {
+        let columns = vec![
+            col("d", Kind::Double, true),
+            col("l", Kind::Long, true),
+            col("s", Kind::String, false),
+            col("t", Kind::Date, true),
+        ];
+        let cells = vec![
+            [1e-7, 1e300, -0.5, 5e-324, f64::MAX, 123456789.125]
+                .map(Value::Double)
+                .to_vec(),
+            [i64::MIN, i64::MAX, 0].map(Value::Long).to_vec(),
+            vec![Value::String("  leading and trailing, ünïcødé ✓  ".into())],
+            [
+                "2018-10-27T16:20:29-05:00",
+                "2024-05-07",
+                "2018-10-27T13:27:23.53",
+            ]
+            .map(|d| Value::Date(d.into()))
+            .to_vec(),
+        ];
+        let text = write_header(&columns) + &write_row("/a", &columns, &cells);
+        let read = records(&text).unwrap();
+        for (i, column) in columns.iter().enumerate() {
+            assert_eq!(parse_cell(column, &read[1].1[i + 1]).unwrap(), cells[i]);
         }
     }
 }

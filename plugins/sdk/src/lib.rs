@@ -26,7 +26,7 @@ pub use bindings::wasmq::plugin::types::{
     AssetPage, AssetStat, Capabilities, Descriptor, Error, ErrorKind, JobInfo, JobSummary,
     LogLevel, MetaValue, Property, Task, TaskOutcome,
 };
-pub use bindings::wasmq::plugin::{assets, host, metadata, references};
+pub use bindings::wasmq::plugin::{assets, host, metadata, publishing, references, renditions};
 
 /// The one trait a job type implements.
 pub trait JobType {
@@ -205,14 +205,21 @@ impl Job {
         }
     }
 
-    /// Plans one task per asset under the job's path for which `task_for`
-    /// returns one, streaming them to the host; returns how many were planned.
+    /// Plans one task per asset at or under the job's path (the path may
+    /// name one asset or a folder) for which `task_for` returns one,
+    /// streaming them to the host; returns how many were planned.
     pub fn plan_each_asset(
         &self,
         mut task_for: impl FnMut(&AssetStat) -> Option<Task>,
     ) -> Result<u64, Error> {
         let mut batch = Vec::with_capacity(TASK_BATCH);
         let mut count = 0;
+        if let Some(asset) = assets::stat(&self.info.path)?
+            && let Some(task) = task_for(&asset)
+        {
+            batch.push(task);
+            count += 1;
+        }
         self.for_each_asset(&self.info.path, |asset| {
             if let Some(task) = task_for(&asset) {
                 batch.push(task);

@@ -1,0 +1,340 @@
+//! `wasmq bench-assets`: the image-optimize component run in process over the image
+//! corpus against the same crate run natively, CPU time per file, and PNG sizes against the oxipng CLI.
+//!
+//! Each corpus file is one `run-task` call of the component (a fresh instance,
+//! epoch metering, default params: a rendition in the file's own format), and
+//! its figure is the call's thread CPU time, the least over `repeat` runs. The
+//! native figures come from `nativebench images DIR` (plugins/nativebench: the
+//! `imaging` crate compiled for the host, the same code and options). The ratio
+//! wasm/native is printed per file, per input format and overall (files that
+//! both sides decoded; goal: at most 1.5).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::capabilities::{CallCtx, JobContext, Phase};
+use crate::paths::Scope;
+use crate::runtime::bindings::wasmq::plugin::types::{Capabilities, JobInfo, Task};
+use crate::runtime::{Limits, Loaded, Metering, Runtime, RuntimeConfig};
+use crate::server;
+
+/// Where everything is.
+#[derive(Debug, Clone)]
+pub struct AssetBenchOptions {
+    /// Where `wasmq_image_optimize.wasm` is.
+    pub plugins: PathBuf,
+    /// The image corpus (scripts/corpus-images.sh).
+    pub corpus: PathBuf,
+    /// The native `nativebench` binary.
+    pub native: PathBuf,
+    /// The oxipng command line, if installed (scripts/tools-oxipng.sh).
+    pub oxipng: PathBuf,
+    /// Runs per file; the least CPU time counts.
+    pub repeat: u32,
+}
+
+/// One file's figures.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    file: String,
+    format: String,
+    wasm: Duration,
+    native: Duration,
+    output_bytes: u64,
+}
+
+/// The wasm/native ratio of CPU time, per input format and overall ("all").
+fn ratios(rows: &[Row]) -> BTreeMap<String, (Duration, Duration, f64)> {
+    let mut sums: BTreeMap<String, (Duration, Duration)> = BTreeMap::new();
+    for row in rows {
+        for key in [row.format.clone(), "all".to_string()] {
+            let entry = sums.entry(key).or_default();
+            entry.0 += row.wasm;
+            entry.1 += row.native;
+        }
+    }
+    sums.into_iter()
+        .map(|(k, (wasm, native))| {
+            let ratio = wasm.as_secs_f64() / native.as_secs_f64().max(1e-9);
+            (k, (wasm, native, ratio))
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(options: AssetBenchOptions) -> Result<()> {
+    if !options.native.is_file() {
+        bail!(
+            "{} not found: build it with `cd plugins && cargo build --release -p nativebench --features native`",
+            options.native.display()
+        );
+    }
+    if !options.corpus.is_dir() {
+        bail!(
+            "{} not found: run scripts/corpus-images.sh",
+            options.corpus.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("wasmq-bench-assets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let outcome = bench(&options, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
+    let native = native_figures(options)?;
+    let wasm = wasm_figures(options, dir).await?;
+
+    println!(
+        "== image-optimize: CPU per file, wasm (in process, epoch metering) vs native; best of {}",
+        options.repeat
+    );
+    println!(
+        "{:<24} {:<5} {:>10} {:>10} {:>7}  outcome",
+        "file", "fmt", "wasm ms", "native ms", "ratio"
+    );
+    let mut rows = Vec::new();
+    for (file, (cpu, outcome)) in &wasm {
+        let Some(n) = native.get(file) else {
+            continue;
+        };
+        let native_cpu = Duration::from_nanos(n["cpuNs"].as_u64().unwrap_or(0));
+        let ratio = cpu.as_secs_f64() / native_cpu.as_secs_f64().max(1e-9);
+        println!(
+            "{file:<24} {:<5} {:>10.2} {:>10.2} {ratio:>7.2}  {outcome}",
+            n["format"].as_str().unwrap_or("-"),
+            ms(*cpu),
+            ms(native_cpu),
+        );
+        if let Some(format) = n["format"].as_str() {
+            rows.push(Row {
+                file: file.clone(),
+                format: format.to_string(),
+                wasm: *cpu,
+                native: native_cpu,
+                output_bytes: n["outputBytes"].as_u64().unwrap_or(0),
+            });
+        }
+    }
+    println!("== wasm/native CPU ratio over the files both decoded (goal <= 1.5)");
+    for (format, (wasm, native, ratio)) in ratios(&rows) {
+        println!(
+            "{format:<5} wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
+            ms(wasm),
+            ms(native)
+        );
+    }
+    png_sizes(options, dir, &rows)
+}
+
+/// `nativebench images CORPUS` by file name.
+fn native_figures(options: &AssetBenchOptions) -> Result<BTreeMap<String, Value>> {
+    let output = Command::new(&options.native)
+        .arg("images")
+        .arg(&options.corpus)
+        .args(["--repeat", &options.repeat.to_string()])
+        .output()
+        .with_context(|| format!("running {}", options.native.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            options.native.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let rows: Vec<Value> =
+        serde_json::from_slice(&output.stdout).context("reading nativebench's JSON")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r["file"].as_str()?.to_string(), r)))
+        .collect())
+}
+
+/// Every corpus file through the component: (least CPU time, outcome) by file name.
+async fn wasm_figures(
+    options: &AssetBenchOptions,
+    dir: &Path,
+) -> Result<BTreeMap<String, (Duration, String)>> {
+    let file = options.plugins.join("wasmq_image_optimize.wasm");
+    let bytes = std::fs::read(&file).with_context(|| {
+        format!(
+            "reading {}: build the plugins first (wasmq plugin build plugins --out DIR)",
+            file.display()
+        )
+    })?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: dir.join("cache"),
+        instance_slots: 4,
+        max_memory: 512 << 20,
+    })?;
+    let plugin = runtime.load(&bytes)?;
+    let (store, assets) = server::open_data(&dir.join("data")).await?;
+    let root = "/content/bench";
+    assets
+        .import_dir("default", &options.corpus, root)
+        .await
+        .with_context(|| format!("importing {}", options.corpus.display()))?;
+    let context = JobContext {
+        info: JobInfo {
+            id: "bench-assets".into(),
+            job_type: "image-optimize".into(),
+            tenant: "default".into(),
+            path: root.into(),
+            excluded_paths: vec![],
+            params: "{}".into(),
+            created_by: "bench".into(),
+        },
+        scope: Scope {
+            root: root.into(),
+            excluded: vec![],
+            targets: vec![],
+        },
+        declared: Capabilities::READ | Capabilities::WRITE | Capabilities::METADATA,
+        plugin: "image-optimize".into(),
+        store,
+        assets,
+        host_timeout: Duration::from_secs(30),
+    };
+    let mut names: Vec<String> = std::fs::read_dir(&options.corpus)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut figures = BTreeMap::new();
+    for name in names {
+        let path = format!("{root}/{name}");
+        let mut best = Duration::MAX;
+        let mut outcome = String::new();
+        // One extra, unmeasured run first: it compiles nothing, but warms the caches.
+        for run in 0..=options.repeat {
+            let (cpu, message) = run_task(&runtime, &plugin, &context, &path).await?;
+            if run > 0 {
+                best = best.min(cpu);
+            }
+            outcome = message;
+        }
+        figures.insert(name, (best, outcome));
+    }
+    Ok(figures)
+}
+
+/// One `run-task` call on a fresh instance: its CPU time and "code message".
+async fn run_task(
+    runtime: &Runtime,
+    plugin: &Loaded,
+    context: &JobContext,
+    path: &str,
+) -> Result<(Duration, String)> {
+    let info = context.info.clone();
+    let task = Task {
+        path: path.into(),
+        input: vec![],
+    };
+    let limits = Limits {
+        metering: Metering::Epoch,
+        wall: Duration::from_secs(600),
+        memory: 512 << 20,
+        ..Limits::default()
+    };
+    let call = runtime
+        .call(
+            plugin,
+            CallCtx::for_job(context.clone(), Phase::Task),
+            limits,
+            Box::new(move |store, instance| {
+                Box::pin(async move {
+                    instance
+                        .wasmq_plugin_plugin()
+                        .call_run_task(&mut *store, &info, &task)
+                        .await
+                })
+            }),
+        )
+        .await;
+    let message = match call.result {
+        Ok(Ok(outcome)) => format!("{} {}", outcome.code, outcome.message),
+        Ok(Err(error)) => format!("{} {}", error.code, error.message),
+        Err(trap) => bail!("{path}: the call failed: {trap}"),
+    };
+    Ok((call.cpu, message))
+}
+
+/// Our PNG output against `oxipng -o 2` (its default level) on the PNG files.
+fn png_sizes(options: &AssetBenchOptions, dir: &Path, rows: &[Row]) -> Result<()> {
+    println!("== PNG size: imaging (default effort) vs `oxipng -o 2`");
+    if !options.oxipng.is_file() {
+        println!(
+            "{} not found: run scripts/tools-oxipng.sh",
+            options.oxipng.display()
+        );
+        return Ok(());
+    }
+    let (mut ours_total, mut theirs_total) = (0u64, 0u64);
+    for row in rows.iter().filter(|r| r.format == "png") {
+        let input = options.corpus.join(&row.file);
+        let out = dir.join(format!("oxipng-{}", row.file));
+        let status = Command::new(&options.oxipng)
+            .args(["-q", "-o", "2", "--out"])
+            .arg(&out)
+            .arg(&input)
+            .status()
+            .with_context(|| format!("running {}", options.oxipng.display()))?;
+        if !status.success() {
+            println!("{:<24} oxipng failed ({status})", row.file);
+            continue;
+        }
+        let original = std::fs::metadata(&input)?.len();
+        let theirs = std::fs::metadata(&out)?.len();
+        ours_total += row.output_bytes;
+        theirs_total += theirs;
+        println!(
+            "{:<24} original {original:>8}  imaging {:>8}  oxipng {theirs:>8}  imaging/oxipng {:.3}",
+            row.file,
+            row.output_bytes,
+            row.output_bytes as f64 / theirs as f64
+        );
+    }
+    if theirs_total > 0 {
+        println!(
+            "total: imaging {ours_total} bytes, oxipng {theirs_total} bytes, imaging/oxipng {:.3}",
+            ours_total as f64 / theirs_total as f64
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(format: &str, wasm_ms: u64, native_ms: u64) -> Row {
+        Row {
+            file: format!("x.{format}"),
+            format: format.into(),
+            wasm: Duration::from_millis(wasm_ms),
+            native: Duration::from_millis(native_ms),
+            output_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn ratios_are_sums_per_format_and_overall() {
+        let r = ratios(&[row("png", 30, 20), row("png", 10, 20), row("jpg", 50, 10)]);
+        assert_eq!(r.len(), 3);
+        assert!((r["png"].2 - 1.0).abs() < 1e-9);
+        assert!((r["jpg"].2 - 5.0).abs() < 1e-9);
+        assert!((r["all"].2 - 1.8).abs() < 1e-9);
+        assert_eq!(r["all"].0, Duration::from_millis(90));
+    }
+}
