@@ -76,6 +76,26 @@ fn referrers() -> Vec<(String, String)> {
     ]
 }
 
+/// Asset paths of the default tenant, read from the SQLite file itself.
+fn asset_rows(db: &Path) -> Vec<String> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; [print(r[0]) for r in sqlite3.connect(sys.argv[1]).execute(\"SELECT path FROM assets WHERE tenant = 'default'\")]")
+        .arg(db)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 fn start() -> Server {
     Server::start(Options {
         plugins: vec!["wasmq_move"],
@@ -330,5 +350,80 @@ async fn a_single_asset_moves_and_bad_params_are_refused() {
     assert_eq!(
         server.assets("/content/b").await,
         vec!["/content/b/renamed.png"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_killed_mid_move_leaves_every_asset_whole_and_the_rerun_finishes() {
+    let mut server = start();
+    let src = "/usr/share/X11";
+    server.import(Path::new(src), "/content/docs");
+    let originals = server.assets("/content/docs").await;
+    assert!(originals.len() >= 300, "{}", originals.len());
+    // A referrer outside the folder, so every kill point also crosses a rewrite.
+    let first = originals[0].clone();
+    let page = format!("<a href=\"{first}\">first</a>");
+    server
+        .upload(
+            "/content/pages/index.html",
+            None,
+            page.into_bytes(),
+            "text/html",
+        )
+        .await;
+
+    let id = server
+        .submit(&json!({"type": "move", "path": "/content/docs", "params": {"destination": "/content/moved"}}))
+        .await;
+    // Kill once some but not all assets have moved.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, job) = server.get(&format!("/api/v1/jobs/{id}")).await;
+        let done = job["counts"]["succeeded"].as_u64().unwrap_or(0);
+        if done >= 50 {
+            assert!(
+                done < originals.len() as u64,
+                "the move ended before the kill"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // While the server is down, each asset is whole at exactly one path.
+    let mut rows = Vec::new();
+    server.kill_and(|data| rows = asset_rows(&data.join("wasmq.db")));
+    for path in &originals {
+        let moved = path.replacen("/content/docs", "/content/moved", 1);
+        let at = (rows.contains(path), rows.contains(&moved));
+        assert!(at.0 ^ at.1, "{path} is at both or neither: {at:?}");
+        let at_path = if at.0 { path } else { &moved };
+        let binary = server.asset_file(at_path);
+        let file = format!("{src}{}", &path["/content/docs".len()..]);
+        let bytes = std::fs::read(&binary)
+            .unwrap_or_else(|e| panic!("{at_path}: {} {e}", binary.display()));
+        assert_eq!(bytes, real(&file), "{at_path}");
+    }
+
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Complete", "{job}");
+    let tasks = server.tasks(&id).await;
+    assert_eq!(tasks.len(), originals.len());
+    for t in &tasks {
+        assert_eq!(t["state"], "succeeded", "{t}");
+    }
+    assert!(server.assets("/content/docs").await.is_empty());
+    for path in &originals {
+        let moved = path.replacen("/content/docs", "/content/moved", 1);
+        let (status, bytes) = server.download(&moved, None).await;
+        assert_eq!(status, 200, "{moved}");
+        let file = format!("{src}{}", &path["/content/docs".len()..]);
+        assert_eq!(bytes, real(&file), "{moved}");
+    }
+    let index = server.download("/content/pages/index.html", None).await.1;
+    let moved_first = first.replacen("/content/docs", "/content/moved", 1);
+    assert_eq!(
+        String::from_utf8(index).unwrap(),
+        format!("<a href=\"{moved_first}\">first</a>")
     );
 }

@@ -160,8 +160,15 @@ impl Server {
     /// Kills the process with SIGKILL (no chance to clean up) and starts a new
     /// one on the same data directory; the URL changes.
     pub fn kill_and_restart(&mut self) {
+        self.kill_and(|_| {});
+    }
+
+    /// Kills the process with SIGKILL, calls `inspect` with the data
+    /// directory while nothing runs, then starts a new process on it.
+    pub fn kill_and(&mut self, inspect: impl FnOnce(&Path)) {
         self.child.kill().expect("SIGKILL the server");
         self.child.wait().expect("reap the server");
+        inspect(&self.data_dir());
         let (child, url) = spawn(self.dir.path(), &self.options);
         self.child = child;
         self.url = url;
