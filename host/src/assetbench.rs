@@ -1,13 +1,16 @@
-//! `wasmq bench-assets`: the image-optimize component run in process over the image
-//! corpus against the same crate run natively, CPU time per file, and PNG sizes against the oxipng CLI.
+//! `wasmq bench-assets`: the image-optimize and pdf-rip components run in process over
+//! the image and PDF corpora against the same crates run natively, CPU time per task, and PNG sizes against oxipng.
 //!
-//! Each corpus file is one `run-task` call of the component (a fresh instance,
-//! epoch metering, default params: a rendition in the file's own format), and
-//! its figure is the call's thread CPU time, the least over `repeat` runs. The
-//! native figures come from `nativebench images DIR` (plugins/nativebench: the
-//! `imaging` crate compiled for the host, the same code and options). The ratio
-//! wasm/native is printed per file, per input format and overall (files that
-//! both sides decoded; goal: at most 1.5).
+//! Each corpus file (each PDF page for pdf-rip) is one `run-task` call of the
+//! component (a fresh instance, epoch metering, default params: a rendition in
+//! the file's own format; a 72 DPI PNG and the text of the page), and its
+//! figure is the call's thread CPU time, the least over `repeat` runs. The
+//! native figures come from `nativebench images DIR` and `nativebench pdfs DIR`
+//! (plugins/nativebench: the `imaging` and `pdfrip-core` crates compiled for
+//! the host, the same code and options). The ratio wasm/native is printed per
+//! file, per input format, per PDF and overall (what both sides read; goal: at
+//! most 1.5). The PDF corpus is the `pdfs` folder next to the image corpus
+//! (scripts/corpus-pdfs.sh); PDFs that do not parse are skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,9 +29,9 @@ use crate::server;
 /// Where everything is.
 #[derive(Debug, Clone)]
 pub struct AssetBenchOptions {
-    /// Where `wasmq_image_optimize.wasm` is.
+    /// Where `wasmq_image_optimize.wasm` and `wasmq_pdf_rip.wasm` are.
     pub plugins: PathBuf,
-    /// The image corpus (scripts/corpus-images.sh).
+    /// The image corpus (scripts/corpus-images.sh); the PDF corpus is `pdfs` next to it.
     pub corpus: PathBuf,
     /// The native `nativebench` binary.
     pub native: PathBuf,
@@ -70,6 +73,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+impl AssetBenchOptions {
+    /// The PDF corpus: `pdfs` next to the image corpus (target/corpus/pdfs).
+    fn pdfs(&self) -> PathBuf {
+        self.corpus.with_file_name("pdfs")
+    }
+}
+
 /// Runs the benchmark and prints its figures.
 pub async fn run(options: AssetBenchOptions) -> Result<()> {
     if !options.native.is_file() {
@@ -91,9 +101,100 @@ pub async fn run(options: AssetBenchOptions) -> Result<()> {
     outcome
 }
 
+/// The runtime and the data both components work on.
+struct Setup {
+    runtime: Runtime,
+    store: crate::store::Store,
+    assets: crate::assets::AssetRepo,
+}
+
+impl Setup {
+    async fn new(dir: &Path) -> Result<Setup> {
+        let runtime = Runtime::new(&RuntimeConfig {
+            cache_dir: dir.join("cache"),
+            instance_slots: 4,
+            max_memory: 512 << 20,
+        })?;
+        let (store, assets) = server::open_data(&dir.join("data")).await?;
+        Ok(Setup {
+            runtime,
+            store,
+            assets,
+        })
+    }
+
+    /// Loads `wasmq_{name}.wasm` (name with `_` for `-`) from the plugins directory.
+    fn load(&self, options: &AssetBenchOptions, name: &str) -> Result<Loaded> {
+        let file = options
+            .plugins
+            .join(format!("wasmq_{}.wasm", name.replace('-', "_")));
+        let bytes = std::fs::read(&file).with_context(|| {
+            format!(
+                "reading {}: build the plugins first (wasmq plugin build plugins --out DIR)",
+                file.display()
+            )
+        })?;
+        Ok(self.runtime.load(&bytes)?)
+    }
+
+    /// Imports `corpus` under `root` and returns a job of type `name` over it, with no params.
+    async fn job(&self, name: &str, corpus: &Path, root: &str) -> Result<JobContext> {
+        self.assets
+            .import_dir("default", corpus, root)
+            .await
+            .with_context(|| format!("importing {}", corpus.display()))?;
+        Ok(JobContext {
+            info: JobInfo {
+                id: format!("bench-{name}"),
+                job_type: name.into(),
+                tenant: "default".into(),
+                path: root.into(),
+                excluded_paths: vec![],
+                params: "{}".into(),
+                created_by: "bench".into(),
+            },
+            scope: Scope {
+                root: root.into(),
+                excluded: vec![],
+                targets: vec![],
+            },
+            declared: Capabilities::READ | Capabilities::WRITE | Capabilities::METADATA,
+            plugin: name.into(),
+            store: self.store.clone(),
+            assets: self.assets.clone(),
+            host_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The least CPU time of `repeat` calls of `task` (after one unmeasured
+    /// call that warms the caches) and the last call's outcome.
+    async fn best_of(
+        &self,
+        plugin: &Loaded,
+        context: &JobContext,
+        task: &Task,
+        repeat: u32,
+    ) -> Result<(Duration, String)> {
+        let mut best = Duration::MAX;
+        let mut outcome = String::new();
+        for run in 0..=repeat {
+            let (cpu, message) = run_task(&self.runtime, plugin, context, task).await?;
+            if run > 0 {
+                best = best.min(cpu);
+            }
+            outcome = message;
+        }
+        Ok((best, outcome))
+    }
+}
+
 async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
-    let native = native_figures(options)?;
-    let wasm = wasm_figures(options, dir).await?;
+    let setup = Setup::new(dir).await?;
+    let native = native_figures(options, "images", &options.corpus)?
+        .into_iter()
+        .filter_map(|r| Some((r["file"].as_str()?.to_string(), r)))
+        .collect::<BTreeMap<_, _>>();
+    let wasm = wasm_figures(options, &setup).await?;
 
     println!(
         "== image-optimize: CPU per file, wasm (in process, epoch metering) vs native; best of {}",
@@ -126,7 +227,7 @@ async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
             });
         }
     }
-    println!("== wasm/native CPU ratio over the files both decoded (goal <= 1.5)");
+    println!("== image-optimize wasm/native CPU ratio over the files both decoded (goal <= 1.5)");
     for (format, (wasm, native, ratio)) in ratios(&rows) {
         println!(
             "{format:<5} wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
@@ -134,14 +235,23 @@ async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
             ms(native)
         );
     }
+    let pdfs = options.pdfs();
+    if pdfs.is_dir() {
+        pdf_figures(options, &setup, &pdfs).await?;
+    } else {
+        println!(
+            "== pdf-rip: {} not found: run scripts/corpus-pdfs.sh",
+            pdfs.display()
+        );
+    }
     png_sizes(options, dir, &rows)
 }
 
-/// `nativebench images CORPUS` by file name.
-fn native_figures(options: &AssetBenchOptions) -> Result<BTreeMap<String, Value>> {
+/// The rows of `nativebench KIND CORPUS`.
+fn native_figures(options: &AssetBenchOptions, kind: &str, corpus: &Path) -> Result<Vec<Value>> {
     let output = Command::new(&options.native)
-        .arg("images")
-        .arg(&options.corpus)
+        .arg(kind)
+        .arg(corpus)
         .args(["--repeat", &options.repeat.to_string()])
         .output()
         .with_context(|| format!("running {}", options.native.display()))?;
@@ -152,59 +262,17 @@ fn native_figures(options: &AssetBenchOptions) -> Result<BTreeMap<String, Value>
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let rows: Vec<Value> =
-        serde_json::from_slice(&output.stdout).context("reading nativebench's JSON")?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| Some((r["file"].as_str()?.to_string(), r)))
-        .collect())
+    serde_json::from_slice(&output.stdout).context("reading nativebench's JSON")
 }
 
 /// Every corpus file through the component: (least CPU time, outcome) by file name.
 async fn wasm_figures(
     options: &AssetBenchOptions,
-    dir: &Path,
+    setup: &Setup,
 ) -> Result<BTreeMap<String, (Duration, String)>> {
-    let file = options.plugins.join("wasmq_image_optimize.wasm");
-    let bytes = std::fs::read(&file).with_context(|| {
-        format!(
-            "reading {}: build the plugins first (wasmq plugin build plugins --out DIR)",
-            file.display()
-        )
-    })?;
-    let runtime = Runtime::new(&RuntimeConfig {
-        cache_dir: dir.join("cache"),
-        instance_slots: 4,
-        max_memory: 512 << 20,
-    })?;
-    let plugin = runtime.load(&bytes)?;
-    let (store, assets) = server::open_data(&dir.join("data")).await?;
+    let plugin = setup.load(options, "image-optimize")?;
     let root = "/content/bench";
-    assets
-        .import_dir("default", &options.corpus, root)
-        .await
-        .with_context(|| format!("importing {}", options.corpus.display()))?;
-    let context = JobContext {
-        info: JobInfo {
-            id: "bench-assets".into(),
-            job_type: "image-optimize".into(),
-            tenant: "default".into(),
-            path: root.into(),
-            excluded_paths: vec![],
-            params: "{}".into(),
-            created_by: "bench".into(),
-        },
-        scope: Scope {
-            root: root.into(),
-            excluded: vec![],
-            targets: vec![],
-        },
-        declared: Capabilities::READ | Capabilities::WRITE | Capabilities::METADATA,
-        plugin: "image-optimize".into(),
-        store,
-        assets,
-        host_timeout: Duration::from_secs(30),
-    };
+    let context = setup.job("image-optimize", &options.corpus, root).await?;
     let mut names: Vec<String> = std::fs::read_dir(&options.corpus)?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_file())
@@ -213,20 +281,99 @@ async fn wasm_figures(
     names.sort();
     let mut figures = BTreeMap::new();
     for name in names {
-        let path = format!("{root}/{name}");
-        let mut best = Duration::MAX;
-        let mut outcome = String::new();
-        // One extra, unmeasured run first: it compiles nothing, but warms the caches.
-        for run in 0..=options.repeat {
-            let (cpu, message) = run_task(&runtime, &plugin, &context, &path).await?;
-            if run > 0 {
-                best = best.min(cpu);
-            }
-            outcome = message;
-        }
-        figures.insert(name, (best, outcome));
+        let task = Task {
+            path: format!("{root}/{name}"),
+            input: vec![],
+        };
+        let figure = setup
+            .best_of(&plugin, &context, &task, options.repeat)
+            .await?;
+        figures.insert(name, figure);
     }
     Ok(figures)
+}
+
+/// One PDF page's figures.
+#[derive(Debug, Clone, PartialEq)]
+struct PageRow {
+    file: String,
+    wasm: Duration,
+    native: Duration,
+}
+
+/// The wasm/native ratio of CPU time per PDF and overall ("all"): (pages, wasm, native, ratio).
+fn pdf_ratios(rows: &[PageRow]) -> BTreeMap<String, (usize, Duration, Duration, f64)> {
+    let mut sums: BTreeMap<String, (usize, Duration, Duration)> = BTreeMap::new();
+    for row in rows {
+        for key in [row.file.clone(), "all".to_string()] {
+            let entry = sums.entry(key).or_default();
+            entry.0 += 1;
+            entry.1 += row.wasm;
+            entry.2 += row.native;
+        }
+    }
+    sums.into_iter()
+        .map(|(k, (pages, wasm, native))| {
+            let ratio = wasm.as_secs_f64() / native.as_secs_f64().max(1e-9);
+            (k, (pages, wasm, native, ratio))
+        })
+        .collect()
+}
+
+/// Every page that `nativebench pdfs` read, through the pdf-rip component (one
+/// task per page, as its `plan` makes them), and the ratios per PDF and overall.
+async fn pdf_figures(options: &AssetBenchOptions, setup: &Setup, corpus: &Path) -> Result<()> {
+    let native = native_figures(options, "pdfs", corpus)?;
+    let plugin = setup.load(options, "pdf-rip")?;
+    let root = "/content/bench-pdfs";
+    let context = setup.job("pdf-rip", corpus, root).await?;
+    println!(
+        "== pdf-rip: CPU per page (parse, 72 DPI PNG, text), wasm vs native; best of {}",
+        options.repeat
+    );
+    println!(
+        "{:<36} {:>4} {:>10} {:>10} {:>7}  outcome",
+        "file", "page", "wasm ms", "native ms", "ratio"
+    );
+    let mut rows = Vec::new();
+    for n in &native {
+        let file = n["file"].as_str().unwrap_or("-");
+        let (Some(page), Some(native_ns)) = (n["page"].as_u64(), n["cpuNs"].as_u64()) else {
+            println!(
+                "{file:<36} skipped: {}",
+                n["error"].as_str().unwrap_or("no figures")
+            );
+            continue;
+        };
+        let task = Task {
+            path: format!("{root}/{file}"),
+            input: serde_json::to_vec(&serde_json::json!({ "page": page }))?,
+        };
+        let (wasm, outcome) = setup
+            .best_of(&plugin, &context, &task, options.repeat)
+            .await?;
+        let native = Duration::from_nanos(native_ns);
+        let ratio = wasm.as_secs_f64() / native.as_secs_f64().max(1e-9);
+        println!(
+            "{file:<36} {page:>4} {:>10.2} {:>10.2} {ratio:>7.2}  {outcome}",
+            ms(wasm),
+            ms(native)
+        );
+        rows.push(PageRow {
+            file: file.to_string(),
+            wasm,
+            native,
+        });
+    }
+    println!("== pdf-rip wasm/native CPU ratio per PDF and overall (goal <= 1.5)");
+    for (file, (pages, wasm, native, ratio)) in pdf_ratios(&rows) {
+        println!(
+            "{file:<36} {pages:>3} pages  wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
+            ms(wasm),
+            ms(native)
+        );
+    }
+    Ok(())
 }
 
 /// One `run-task` call on a fresh instance: its CPU time and "code message".
@@ -234,13 +381,11 @@ async fn run_task(
     runtime: &Runtime,
     plugin: &Loaded,
     context: &JobContext,
-    path: &str,
+    task: &Task,
 ) -> Result<(Duration, String)> {
     let info = context.info.clone();
-    let task = Task {
-        path: path.into(),
-        input: vec![],
-    };
+    let path = task.path.clone();
+    let task = task.clone();
     let limits = Limits {
         metering: Metering::Epoch,
         wall: Duration::from_secs(600),
@@ -336,5 +481,25 @@ mod tests {
         assert!((r["jpg"].2 - 5.0).abs() < 1e-9);
         assert!((r["all"].2 - 1.8).abs() < 1e-9);
         assert_eq!(r["all"].0, Duration::from_millis(90));
+    }
+
+    #[test]
+    fn pdf_ratios_are_sums_per_pdf_and_overall() {
+        let page = |file: &str, wasm_ms: u64, native_ms: u64| PageRow {
+            file: file.into(),
+            wasm: Duration::from_millis(wasm_ms),
+            native: Duration::from_millis(native_ms),
+        };
+        let r = pdf_ratios(&[
+            page("a.pdf", 4, 2),
+            page("a.pdf", 2, 1),
+            page("b.pdf", 3, 3),
+        ]);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r["a.pdf"].0, 2);
+        assert!((r["a.pdf"].3 - 2.0).abs() < 1e-9);
+        assert!((r["b.pdf"].3 - 1.0).abs() < 1e-9);
+        assert_eq!(r["all"].0, 3);
+        assert!((r["all"].3 - 1.5).abs() < 1e-9);
     }
 }

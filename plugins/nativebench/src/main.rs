@@ -1,10 +1,16 @@
 //! `nativebench`: runs the plugins' pure crates natively over a corpus and prints
-//! the CPU time per file as JSON, for comparison with the same code run as wasm (`wasmq bench-assets`).
+//! the CPU time per file (or PDF page) as JSON, for comparison with the same code run as wasm (`wasmq bench-assets`).
 //!
 //! Usage: `nativebench images DIR [--repeat N]`. Every file of DIR goes through
 //! `imaging::optimize` with the default options (those of an `image-optimize`
 //! job with no params); the figure is the least thread CPU time over N runs.
 //! Output: `[{"file", "format", "inputBytes", "outputBytes", "cpuNs"} or {"file", "error", "cpuNs"}]`.
+//!
+//! Usage: `nativebench pdfs DIR [--repeat N]`. Every page of every `.pdf` file
+//! of DIR gets the work of one `pdf-rip` task with no params: parse the PDF,
+//! render the page at 72 DPI to PNG, extract its text; the figure is the least
+//! thread CPU time over N runs of that work.
+//! Output: `[{"file", "page", "pngBytes", "textChars", "cpuNs"} or {"file", "error"}]`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -58,8 +64,48 @@ fn image(path: &Path, repeat: u32) -> Result<Value, String> {
     })
 }
 
+/// What one `pdf-rip` task does for page `page`, natively: (PNG bytes, text characters).
+fn pdf_page(data: &[u8], page: usize) -> Result<(usize, usize), pdfrip_core::Error> {
+    let doc = pdfrip_core::Document::parse(data)?;
+    let image = doc.render_png(page, 72.0, pdfrip_core::DEFAULT_MAX_PIXELS)?;
+    let text = doc.text(page)?;
+    Ok((image.png.len(), text.chars().count()))
+}
+
+/// Every page of one PDF, each the best of `repeat` runs; one error row if it does not parse.
+fn pdf(path: &Path, repeat: u32) -> Result<Vec<Value>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let count = match pdfrip_core::page_count(&data) {
+        Ok(count) => count,
+        Err(e) => return Ok(vec![json!({ "file": file, "error": e.to_string() })]),
+    };
+    let mut rows = Vec::new();
+    for page in 1..=count {
+        let mut best = Duration::MAX;
+        let mut result = None;
+        for _ in 0..repeat {
+            let started = thread_cpu_time();
+            let outcome = pdf_page(&data, page);
+            best = best.min(thread_cpu_time() - started);
+            result = Some(outcome);
+        }
+        rows.push(match result.expect("at least one run") {
+            Ok((png_bytes, text_chars)) => json!({
+                "file": file,
+                "page": page,
+                "pngBytes": png_bytes,
+                "textChars": text_chars,
+                "cpuNs": best.as_nanos() as u64,
+            }),
+            Err(e) => json!({ "file": file, "page": page, "error": e.to_string() }),
+        });
+    }
+    Ok(rows)
+}
+
 fn run(args: &[String]) -> Result<Value, String> {
-    let usage = "usage: nativebench images DIR [--repeat N]";
+    let usage = "usage: nativebench images|pdfs DIR [--repeat N]";
     let (Some(kind), Some(dir)) = (args.first(), args.get(1)) else {
         return Err(usage.into());
     };
@@ -74,6 +120,18 @@ fn run(args: &[String]) -> Result<Value, String> {
                 .iter()
                 .map(|f| image(f, repeat.max(1)))
                 .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Array(rows))
+        }
+        "pdfs" => {
+            let mut rows = Vec::new();
+            for file in files(Path::new(dir))? {
+                if file
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("pdf"))
+                {
+                    rows.extend(pdf(&file, repeat.max(1))?);
+                }
+            }
             Ok(Value::Array(rows))
         }
         _ => Err(usage.into()),
