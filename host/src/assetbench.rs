@@ -366,7 +366,10 @@ async fn pdf_figures(options: &AssetBenchOptions, setup: &Setup, corpus: &Path) 
         });
     }
     println!("== pdf-rip wasm/native CPU ratio per PDF and overall (goal <= 1.5)");
-    for (file, (pages, wasm, native, ratio)) in pdf_ratios(&rows) {
+    let mut ratios: Vec<_> = pdf_ratios(&rows).into_iter().collect();
+    // The overall figure last.
+    ratios.sort_by_key(|(file, _)| file == "all");
+    for (file, (pages, wasm, native, ratio)) in ratios {
         println!(
             "{file:<36} {pages:>3} pages  wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
             ms(wasm),

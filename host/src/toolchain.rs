@@ -11,6 +11,8 @@ const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const DEBIAN_COMPONENT_LD: &str = "/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld";
 const DEBIAN_WASI_LIBC: &str = "/usr/lib/wasm32-wasi";
 const DEBIAN_WASM_LD: &str = "/usr/lib/llvm-19/bin/wasm-ld";
+/// Wasm SIMD (wasmtime runs it by default): PDF rendering is about 40% faster with it.
+const WASM_RUSTFLAGS: &str = "-C target-feature=+simd128";
 
 /// Which toolchain builds the plugins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +64,8 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let mut cargo = match toolchain {
         Toolchain::Rustup => {
             let mut c = Command::new("cargo");
-            c.args(["build", "--release", "--target", "wasm32-wasip2"]);
+            c.args(["build", "--release", "--target", "wasm32-wasip2"])
+                .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", WASM_RUSTFLAGS);
             c
         }
         Toolchain::Debian => {
@@ -76,7 +79,7 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 .env(
                     "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
                     format!(
-                        "-C link-self-contained=no -L {DEBIAN_WASI_LIBC} -C link-arg=--wasm-ld-path={DEBIAN_WASM_LD}"
+                        "-C link-self-contained=no -L {DEBIAN_WASI_LIBC} -C link-arg=--wasm-ld-path={DEBIAN_WASM_LD} {WASM_RUSTFLAGS}"
                     ),
                 );
             c
