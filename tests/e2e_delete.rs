@@ -188,14 +188,7 @@ async fn delete_with_exclusions_keeps_referenced_assets() {
     assert!(job["totalSize"].as_i64().unwrap() > 0);
 
     // The report has a row per item and was also stored as an asset.
-    let report = server
-        .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/report"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = server.report(&id).await;
     assert_eq!(report.lines().count(), planned.len() + 1);
     assert!(
         report

@@ -4,17 +4,11 @@
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use wasmq_e2e::{Options, Server, task, workspace};
+use wasmq_e2e::{Options, Server, task};
 
 /// The corpus of real images (PNG, JPEG, GIF, WebP and damaged files).
 fn corpus() -> PathBuf {
-    let dir = workspace().join("target/corpus/images");
-    assert!(
-        dir.join("flower2.jpg").is_file(),
-        "no image corpus at {}: run scripts/corpus-images.sh",
-        dir.display()
-    );
-    dir
+    wasmq_e2e::corpus("images", "flower2.jpg")
 }
 
 fn original(name: &str) -> Vec<u8> {
@@ -81,14 +75,7 @@ async fn renditions_sizes_and_damaged_files() {
 
     // The report (CSV) records the sizes before and after.
     let id = job["id"].as_str().unwrap();
-    let report = server
-        .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/report"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = server.report(id).await;
     let row = report
         .lines()
         .find(|l| l.contains("/flower2.jpg"))

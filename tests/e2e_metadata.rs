@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use damcsv::{Column, Kind, Value};
 use serde_json::json;
-use wasmq_e2e::{Options, Server, task, workspace};
+use wasmq_e2e::{Options, Server, task};
 
 const PLUGINS: [&str; 2] = ["wasmq_metadata_import", "wasmq_metadata_export"];
 
@@ -16,13 +16,7 @@ const PLUGINS: [&str; 2] = ["wasmq_metadata_import", "wasmq_metadata_export"];
 type Metadata = BTreeMap<String, BTreeMap<String, Vec<Value>>>;
 
 fn corpus() -> PathBuf {
-    let dir = workspace().join("target/corpus/metadata");
-    assert!(
-        dir.join("exiftool.csv").is_file(),
-        "no metadata corpus at {}: run scripts/corpus-metadata.sh",
-        dir.display()
-    );
-    dir
+    wasmq_e2e::corpus("metadata", "exiftool.csv")
 }
 
 fn server() -> Server {
@@ -68,14 +62,7 @@ async fn run(server: &Server, body: serde_json::Value) -> (String, serde_json::V
 
 /// The job's report (`GET /api/v1/jobs/{id}/report`) as records of fields.
 async fn report(server: &Server, id: &str) -> Vec<Vec<String>> {
-    let text = server
-        .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/report"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.report(id).await;
     let records = damcsv::records(&text).unwrap();
     assert_eq!(
         records[0].1,

@@ -79,13 +79,7 @@ const PDFS: &[Pdf] = &[
 
 /// The corpus of real PDFs.
 fn corpus() -> PathBuf {
-    let dir = wasmq_e2e::workspace().join("target/corpus/pdfs");
-    assert!(
-        dir.join("crazyones.pdf").is_file(),
-        "no PDF corpus at {}: run scripts/corpus-pdfs.sh",
-        dir.display()
-    );
-    dir
+    wasmq_e2e::corpus("pdfs", "crazyones.pdf")
 }
 
 /// The corpus plus a PDF cut in half, in a fresh directory to import.
@@ -280,14 +274,7 @@ async fn pages_become_images_text_and_metadata() {
         assert!(pdf_metadata(&server, &path).await.is_empty());
     }
     let id = job["id"].as_str().unwrap();
-    let report = server
-        .request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/report"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let report = server.report(id).await;
     let row = report
         .lines()
         .find(|l| l.contains("/encrypted-file.pdf"))

@@ -57,6 +57,18 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// A corpus of real files fetched by `scripts/corpus-{name}.sh` into
+/// `target/corpus/{name}`; `probe` is a file that must be there.
+pub fn corpus(name: &str, probe: &str) -> PathBuf {
+    let dir = workspace().join("target/corpus").join(name);
+    assert!(
+        dir.join(probe).is_file(),
+        "no {name} corpus at {}: run scripts/corpus-{name}.sh",
+        dir.display()
+    );
+    dir
+}
+
 /// How to start a server.
 #[derive(Default, Clone)]
 pub struct Options {
@@ -371,6 +383,17 @@ impl Server {
             request = request.query(&[("rendition", name)]);
         }
         self.send(request).await
+    }
+
+    /// The job's per-item report (`GET /api/v1/jobs/{id}/report`), as CSV text.
+    pub async fn report(&self, id: &str) -> String {
+        self.request(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/report"))
+            .send()
+            .await
+            .expect("report")
+            .text()
+            .await
+            .expect("report body")
     }
 
     /// True if `/healthz` answers 200.
