@@ -196,6 +196,40 @@ async fn publish_serves_copies_republish_copies_nothing_unpublish_removes() {
         (400, Some("rendition")),
         "{answer}"
     );
+    // Uploads: a media type that is not one, a rendition of no asset, a bad path.
+    let (status, answer) = server.upload(&css, None, b"x".to_vec(), "nonsense").await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (400, Some("Content-Type")),
+        "{answer}"
+    );
+    let (status, answer) = server
+        .upload(
+            "/content/none.png",
+            Some("thumb.png"),
+            b"x".to_vec(),
+            "image/png",
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (404, Some("path")),
+        "{answer}"
+    );
+    let (status, answer) = server
+        .upload("/content//x.png", None, b"x".to_vec(), "image/png")
+        .await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (400, Some("path")),
+        "{answer}"
+    );
+    assert_eq!(server.download("/content/none.png", None).await.0, 404);
+    assert_eq!(
+        public(&server, &css, None).await.2,
+        new_css,
+        "nothing changed"
+    );
     let (status, answer) = server
         .post(
             "/api/v1/jobs",
