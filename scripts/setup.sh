@@ -30,3 +30,7 @@ else
   apt_install rustc-web cargo-web rust-web-src rust-web-llvm wasi-libc lld-19
   have_debian_recipe || { echo "setup: the wasm toolchain is still incomplete" >&2; exit 1; }
 fi
+
+# The CLI test (tests/e2e_cli.rs) runs `wasmq submit --wait` on a pseudo-terminal
+# through script(1), from bsdutils (Essential on Debian, so normally there).
+command -v script >/dev/null 2>&1 || apt_install bsdutils

@@ -8,6 +8,7 @@ pub mod assets;
 pub mod auth;
 pub mod bench;
 pub mod capabilities;
+pub mod cli;
 pub mod facade;
 pub mod fairshare;
 pub mod jobs;

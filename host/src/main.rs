@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use wasmq::api::SyncPolicy;
+use wasmq::cli::{ClientCommand, JobsCommand};
 use wasmq::jobs::FailureThreshold;
 use wasmq::purge::Retention;
 use wasmq::runtime::{Limits, LimitsTable, Metering};
@@ -20,7 +21,8 @@ use wasmq::server::{self, ServerConfig};
 #[command(
     name = "wasmq",
     version,
-    about = "A job runtime for bulk asset operations; job types are wasm components"
+    about = "A job runtime for bulk asset operations; job types are wasm components",
+    after_help = wasmq::cli::after_help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,24 +38,24 @@ enum Command {
         #[command(subcommand)]
         command: AssetsCommand,
     },
-    /// Submits a job to a running server.
-    Submit(SubmitArgs),
-    /// Shows one job of a running server.
-    Job {
-        /// The job id.
-        id: String,
-        #[arg(long, env = "WASMQ_SERVER", default_value = "http://127.0.0.1:8080")]
-        server: String,
-        /// An API token (see `wasmq token create`).
-        #[arg(long, env = "WASMQ_TOKEN", hide_env_values = true)]
-        token: String,
+    /// Submits a job to a running server; --wait follows it to its end.
+    Submit(wasmq::cli::SubmitArgs),
+    /// Shows one job of a running server (the same as `jobs show`).
+    Job(wasmq::cli::IdArgs),
+    /// Lists, shows and acts on the jobs of a running server.
+    Jobs {
+        #[command(subcommand)]
+        command: wasmq::cli::JobsCommand,
     },
+    /// Prints a job's log; -f follows it with the job's progress until it ends.
+    Logs(wasmq::cli::LogsArgs),
     /// Manages API tokens of a data directory.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Builds plugins.
+    /// Builds, tests, lists and uploads plugins.
+    #[command(visible_alias = "plugins")]
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
@@ -193,36 +195,12 @@ enum TokenCommand {
     },
 }
 
-#[derive(clap::Args)]
-struct SubmitArgs {
-    /// The job type, e.g. delete.
-    #[arg(long = "type")]
-    job_type: String,
-    /// The root asset path of the operation.
-    #[arg(long)]
-    path: String,
-    /// A path under --path to leave alone (repeatable).
-    #[arg(long = "exclude")]
-    excluded: Vec<String>,
-    /// Params as a JSON object.
-    #[arg(long)]
-    params: Option<String>,
-    #[arg(long, default_value_t = 0)]
-    priority: i64,
-    #[arg(long)]
-    description: Option<String>,
-    #[arg(long, env = "WASMQ_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
-    /// An API token (see `wasmq token create`).
-    #[arg(long, env = "WASMQ_TOKEN", hide_env_values = true)]
-    token: String,
-    /// Waits until the job ends and exits non-zero unless it is Complete.
-    #[arg(long)]
-    wait: bool,
-}
-
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Lists the plugin versions a running server has loaded, and the files it refused.
+    List(wasmq::cli::PluginListArgs),
+    /// Installs a component on a running server (admin token).
+    Upload(wasmq::cli::UploadArgs),
     /// Builds every plugin crate of a cargo workspace into wasm components.
     Build {
         /// The plugin workspace or crate.
@@ -294,7 +272,10 @@ async fn run(command: Command) -> Result<()> {
             println!("imported {count} assets ({refs} references) into {to}");
             Ok(())
         }
-        Command::Submit(args) => submit(args).await,
+        Command::Submit(args) => client(ClientCommand::Submit(args)).await,
+        Command::Job(args) => client(ClientCommand::Jobs(JobsCommand::Show(args))).await,
+        Command::Jobs { command } => client(ClientCommand::Jobs(command)).await,
+        Command::Logs(args) => client(ClientCommand::Logs(args)).await,
         Command::Bench { plugins, quick } => {
             wasmq::bench::run(wasmq::bench::BenchOptions { plugins, quick }).await
         }
@@ -313,12 +294,6 @@ async fn run(command: Command) -> Result<()> {
                 repeat: repeat.max(1),
             };
             wasmq::assetbench::run(options).await
-        }
-        Command::Job { id, server, token } => {
-            let url = format!("{}/api/v1/jobs/{id}", server.trim_end_matches('/'));
-            let job = get_json(&url, &token).await?;
-            println!("{}", serde_json::to_string_pretty(&job)?);
-            Ok(())
         }
         Command::Token {
             command:
@@ -339,6 +314,8 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Plugin { command } => match command {
+            PluginCommand::List(args) => client(ClientCommand::PluginList(args)).await,
+            PluginCommand::Upload(args) => client(ClientCommand::PluginUpload(args)).await,
             PluginCommand::Build { dir, out } => {
                 let built =
                     tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out))
@@ -448,72 +425,8 @@ fn parse_type_threshold(text: &str) -> Result<(String, u64), String> {
     Ok((job_type.to_string(), n))
 }
 
-async fn get_json(url: &str, token: &str) -> Result<Value> {
-    let response = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("reading {url}"))?;
-    if !status.is_success() {
-        bail!("{status}: {body}");
-    }
-    Ok(body)
-}
-
-async fn submit(args: SubmitArgs) -> Result<()> {
-    let params: Value = match &args.params {
-        Some(text) => serde_json::from_str(text).context("--params is not JSON")?,
-        None => json!({}),
-    };
-    let base = args.server.trim_end_matches('/');
-    let body = json!({
-        "type": args.job_type,
-        "path": args.path,
-        "excludedPaths": args.excluded,
-        "params": params,
-        "priority": args.priority,
-        "description": args.description,
-    });
-    let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{base}/api/v1/jobs"))
-        .bearer_auth(&args.token)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("POST {base}/api/v1/jobs"))?;
-    let status = response.status();
-    let job: Value = response.json().await?;
-    if !status.is_success() {
-        bail!("{status}: {}", job["error"]);
-    }
-    let id = job["id"].as_str().unwrap_or_default().to_string();
-    println!("{id}");
-    if !args.wait {
-        return Ok(());
-    }
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let job = get_json(&format!("{base}/api/v1/jobs/{id}"), &args.token).await?;
-        let state = job["state"].as_str().unwrap_or_default();
-        if matches!(state, "Complete" | "Failed" | "Cancelled") {
-            eprintln!(
-                "{state}: {} of {} tasks succeeded, {} failed, fuel {}",
-                job["counts"]["succeeded"],
-                job["counts"]["total"],
-                job["counts"]["failed"],
-                job["fuelUsed"]
-            );
-            if state != "Complete" {
-                bail!("job {id} ended {state}: {}", job["error"]);
-            }
-            return Ok(());
-        }
-    }
+/// Runs a client command and exits with its code (see `wasmq::cli::exitcode`).
+async fn client(command: ClientCommand) -> Result<()> {
+    let code = wasmq::cli::run(command).await;
+    std::process::exit(code.into())
 }
