@@ -22,6 +22,7 @@ echo "== corpus (real files from PyPI and Debian packages)"
 bash scripts/corpus-images.sh
 bash scripts/corpus-pdfs.sh
 bash scripts/corpus-metadata.sh
+bash scripts/tools-promparser.sh
 
 echo "== tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -89,10 +89,13 @@ pub struct Server {
     dir: tempfile::TempDir,
     options: Options,
     client: reqwest::Client,
+    /// Everything the server processes wrote to standard error so far.
+    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
 /// Starts `wasmq serve` on the data and plugin directories under `dir`; returns it and its URL.
-fn spawn(dir: &Path, options: &Options) -> (Child, String) {
+/// Its standard error is echoed and appended to `log`.
+fn spawn(dir: &Path, options: &Options, log: Arc<Mutex<Vec<u8>>>) -> (Child, String) {
     let mut cmd = Command::new(binary());
     cmd.arg("serve")
         .arg("--data-dir")
@@ -130,6 +133,7 @@ fn spawn(dir: &Path, options: &Options) -> (Child, String) {
                 break;
             }
             eprint!("{}", String::from_utf8_lossy(&buf[..n]));
+            log.lock().unwrap().extend_from_slice(&buf[..n]);
         }
     });
     let (tx, rx) = mpsc::channel();
@@ -159,13 +163,15 @@ impl Server {
         for name in &options.plugins {
             std::fs::copy(plugin(name), plugins.join(format!("{name}.wasm"))).unwrap();
         }
-        let (child, url) = spawn(dir.path(), &options);
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (child, url) = spawn(dir.path(), &options, stderr.clone());
         Server {
             child,
             url,
             dir,
             options,
             client: reqwest::Client::new(),
+            stderr,
         }
     }
 
@@ -181,7 +187,7 @@ impl Server {
         self.child.kill().expect("SIGKILL the server");
         self.child.wait().expect("reap the server");
         inspect(&self.data_dir());
-        let (child, url) = spawn(self.dir.path(), &self.options);
+        let (child, url) = spawn(self.dir.path(), &self.options, self.stderr.clone());
         self.child = child;
         self.url = url;
     }
@@ -189,6 +195,11 @@ impl Server {
     /// The plugin directory the server watches.
     pub fn plugins_dir(&self) -> PathBuf {
         self.dir.path().join("plugins")
+    }
+
+    /// What the server processes have written to standard error so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
     /// The server's data directory.

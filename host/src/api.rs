@@ -39,6 +39,8 @@ pub struct AppState {
     pub sync: Arc<SyncPolicy>,
     /// How long finished jobs are kept.
     pub retention: Arc<crate::purge::Retention>,
+    /// What has finished starting, for `/readyz`.
+    pub readiness: Arc<crate::health::Readiness>,
 }
 
 /// Small jobs run within their request: a job of a type whose threshold is N
@@ -84,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(delete_schedule))
         .routes(routes!(list_assets))
         .merge(crate::facade::routes())
+        .merge(crate::health::routes())
+        .merge(crate::metrics::routes())
         .split_for_parts();
     let spec = Arc::new(openapi);
     router
@@ -155,7 +159,7 @@ impl ApiError {
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         let message = message.into();
-        tracing::error!(%message, "internal error in a request");
+        tracing::error!(error = %message, "internal error in a request");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, message)
     }
 }

@@ -506,7 +506,7 @@ impl host::Host for CallCtx {
                     tracing::warn!(job = %job.info.id, error = %e, "could not store a plugin log line");
                 }
             }
-            None => tracing::info!(target: "wasmq::plugin", level, "{message}"),
+            None => tracing::info!(target: "wasmq::plugin", plugin_level = level, "{message}"),
         }
     }
 

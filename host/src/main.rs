@@ -92,6 +92,9 @@ struct ServeArgs {
     /// Holds wasmq.db and assets/.
     #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// How log lines on standard error are written: text, or json (one object a line).
+    #[arg(long, env = "WASMQ_LOG_FORMAT", value_enum, default_value_t = wasmq::logs::LogFormat::Text)]
+    log_format: wasmq::logs::LogFormat,
     /// Where job-type components are loaded from [default: DATA_DIR/plugins].
     #[arg(long, env = "WASMQ_PLUGINS_DIR")]
     plugins: Option<PathBuf>,
@@ -242,14 +245,11 @@ enum PluginCommand {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn,cranelift=warn".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    wasmq::logs::init(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => wasmq::logs::LogFormat::Text,
+    });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(cli.command))
 }

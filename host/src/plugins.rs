@@ -211,12 +211,14 @@ impl Registry {
                 tables.rejected.remove(file);
                 let plugin = &tables.by_digest[digest];
                 tracing::info!(plugin = %plugin.name, version = %plugin.version, digest = %digest, types = ?plugin.job_types, file = %file.display(), "plugin loaded");
+                crate::metrics::global().plugin_reload(crate::metrics::ReloadOutcome::Loaded);
             }
             Ok(Change::Unchanged) => {
                 tables.rejected.remove(file);
             }
             Err(reason) => {
                 tracing::warn!(file = %file.display(), %reason, "plugin rejected; the previous version keeps serving");
+                crate::metrics::global().plugin_reload(crate::metrics::ReloadOutcome::Rejected);
                 tables.rejected.insert(
                     file.to_path_buf(),
                     Rejection {
@@ -317,6 +319,7 @@ impl Registry {
             .by_type
             .retain(|_, current| !Arc::ptr_eq(current, &plugin));
         tracing::info!(plugin = %plugin.name, file = %file.display(), "plugin retired");
+        crate::metrics::global().plugin_reload(crate::metrics::ReloadOutcome::Retired);
         Some(plugin.name.clone())
     }
 

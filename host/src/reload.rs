@@ -20,6 +20,8 @@ pub fn watch(registry: Arc<Registry>, dir: PathBuf) -> notify::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            // Reading a file (as reloading does) is no change: reacting to it would loop.
+            Ok(event) if event.kind.is_access() => {}
             Ok(event) => {
                 for path in event.paths {
                     let _ = tx.send(path);

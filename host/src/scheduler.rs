@@ -293,6 +293,7 @@ impl Scheduler {
     ) -> Result<(), StoreError> {
         let id = job.info.id.as_str();
         self.store.add_cost(id, fuel, cpu.as_nanos() as u64).await?;
+        crate::metrics::global().charge(&job.info.tenant, &job.plugin, fuel, cpu);
         let weight = self.store.get_job(id).await?.map_or(1, |j| j.weight);
         let tenant_weight = self
             .store
@@ -537,6 +538,7 @@ impl Scheduler {
         task: &ClaimedTask,
     ) -> (TaskResult, bool) {
         let info = context.info.clone();
+        let (job_type, tenant) = (info.job_type.clone(), info.tenant.clone());
         let limits = self.config.limits.for_type(&info.job_type);
         let wit_task = Task {
             path: task.path.clone(),
@@ -560,7 +562,7 @@ impl Scheduler {
             .await;
         let fuel_used = call.fuel_used;
         let cpu_ns = call.cpu.as_nanos() as u64;
-        match call.result {
+        let (result, transient) = match call.result {
             Ok(Ok(outcome)) => (
                 TaskResult {
                     succeeded: true,
@@ -601,7 +603,27 @@ impl Scheduler {
                 },
                 false,
             ),
-        }
+        };
+        let outcome = match (result.succeeded, self.will_retry(task, transient)) {
+            (true, _) => crate::metrics::TaskOutcome::Succeeded,
+            (false, true) => crate::metrics::TaskOutcome::Retried,
+            (false, false) => crate::metrics::TaskOutcome::Failed,
+        };
+        crate::metrics::global().task_ended(
+            &job_type,
+            &tenant,
+            &plugin.name,
+            outcome,
+            call.elapsed,
+            fuel_used,
+            call.cpu,
+        );
+        (result, transient)
+    }
+
+    /// True if a task that failed this way goes back to the queue.
+    fn will_retry(&self, task: &ClaimedTask, transient: bool) -> bool {
+        transient && task.attempts + 1 < self.config.max_attempts
     }
 
     /// Stores a task's outcome: retried later if transient and attempts remain,
@@ -613,7 +635,7 @@ impl Scheduler {
         transient: bool,
     ) -> Result<(), StoreError> {
         let attempts = task.attempts + 1;
-        if transient && attempts < self.config.max_attempts {
+        if self.will_retry(task, transient) {
             let delay = self.config.retry_base * 2u32.pow((attempts - 1).min(16) as u32);
             let not_before = now_ms() + delay.as_millis() as i64;
             self.store

@@ -140,7 +140,9 @@ pub async fn ensure_admin_token(store: &Store, data_dir: &std::path::Path) -> Re
         writeln!(out, "{secret}")?;
     }
     tracing::info!(file = %file.display(), "created the first admin token");
-    eprintln!("wasmq: the admin API token is in {}", file.display());
+    if !crate::logs::is_json() {
+        eprintln!("wasmq: the admin API token is in {}", file.display());
+    }
     Ok(())
 }
 
@@ -183,7 +185,9 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
         runtime.clone(),
         config.data_dir.join("plugin-store"),
     )?);
+    let readiness = Arc::new(crate::health::Readiness::default());
     let loaded = registry.load_dir(&config.plugins_dir).await?;
+    readiness.plugins_loaded();
     tracing::info!(loaded, dir = %config.plugins_dir.display(), types = ?registry.job_types(), "plugins loaded");
     let missing = registry
         .restore(&store.unfinished_plugin_digests().await?)
@@ -214,7 +218,7 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
         },
     );
     let wake = scheduler.waker();
-    tokio::spawn(scheduler.run());
+    readiness.scheduler_started(tokio::spawn(scheduler.run()));
     tokio::spawn(config.retention.clone().run(store.clone()));
     tokio::spawn(crate::schedules::run(
         store.clone(),
@@ -230,5 +234,6 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
         wake,
         sync: Arc::new(config.sync.clone()),
         retention: Arc::new(config.retention.clone()),
+        readiness,
     })
 }
