@@ -84,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(delete_schedule))
         .routes(routes!(list_assets))
         .merge(crate::facade::routes())
+        .merge(crate::inbox::routes())
+        .merge(crate::webhooks::routes())
         .split_for_parts();
     let spec = Arc::new(openapi);
     router
