@@ -88,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::facade::routes())
         .merge(crate::health::routes())
         .merge(crate::metrics::routes())
+        .merge(crate::inbox::routes())
+        .merge(crate::webhooks::routes())
         .split_for_parts();
     let spec = Arc::new(openapi);
     router

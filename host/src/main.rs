@@ -163,6 +163,42 @@ struct ServeArgs {
     /// This node's name on the jobs it runs [default: the host name].
     #[arg(long, env = "WASMQ_SERVER_NAME")]
     server_name: Option<String>,
+    /// Job-ended notifications: email, links, delivery retries.
+    #[command(flatten)]
+    notify: Box<NotifyArgs>,
+}
+
+/// How job-ended notifications are sent.
+#[derive(clap::Args)]
+struct NotifyArgs {
+    /// The SMTP relay job-ended emails go through, as smtp://host:port (plain
+    /// SMTP, no TLS); without it no email is sent.
+    #[arg(long, env = "WASMQ_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The From: address of job-ended emails.
+    #[arg(
+        long,
+        env = "WASMQ_SMTP_FROM",
+        default_value = "wasmq <wasmq@localhost>"
+    )]
+    smtp_from: String,
+    /// This server's public base URL, for links in notifications.
+    #[arg(long, env = "WASMQ_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The first retry delay of a failed webhook or email delivery, in
+    /// milliseconds; it doubles with each attempt.
+    #[arg(long, default_value_t = 1000)]
+    delivery_retry_base_ms: u64,
+    /// The longest delay between two delivery attempts, in milliseconds.
+    #[arg(long, default_value_t = 3_600_000)]
+    delivery_retry_max_ms: u64,
+    /// Attempts per delivery before it is recorded as failed.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(i64).range(1..=100))]
+    delivery_attempts: i64,
+    /// How often notifications are looked for without a wake-up (a job that
+    /// ends wakes the dispatcher at once), in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..))]
+    notify_poll_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -414,6 +450,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
             schedule: wasmq::purge::parse_schedule(&args.purge_schedule)?,
             max_age_days: args.retention_days,
             max_finished: args.retention_max_jobs,
+        },
+        notify: wasmq::notifications::NotifyConfig {
+            public_url: args.notify.public_url,
+            smtp: match &args.notify.smtp_url {
+                Some(url) => Some(
+                    wasmq::mail::SmtpConfig::new(url, &args.notify.smtp_from)
+                        .map_err(|e| anyhow::anyhow!("--smtp-url/--smtp-from: {e}"))?,
+                ),
+                None => None,
+            },
+            retry: wasmq::notifications::RetryPolicy {
+                base: Duration::from_millis(args.notify.delivery_retry_base_ms),
+                max_delay: Duration::from_millis(args.notify.delivery_retry_max_ms),
+                attempts: args.notify.delivery_attempts,
+            },
+            poll: Duration::from_millis(args.notify.notify_poll_ms),
         },
     })
     .await

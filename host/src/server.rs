@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub sync: SyncPolicy,
     /// How long finished jobs are kept.
     pub retention: Retention,
+    /// How job-ended notifications are sent.
+    pub notify: crate::notifications::NotifyConfig,
 }
 
 impl ServerConfig {
@@ -76,6 +78,7 @@ impl ServerConfig {
                 max_age_days: 30,
                 max_finished: 100_000,
             },
+            notify: Default::default(),
         })
     }
 }
@@ -220,6 +223,7 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
     let wake = scheduler.waker();
     readiness.scheduler_started(tokio::spawn(scheduler.run()));
     tokio::spawn(config.retention.clone().run(store.clone()));
+    crate::notifications::start(store.clone(), config.notify.clone());
     tokio::spawn(crate::schedules::run(
         store.clone(),
         registry.clone(),

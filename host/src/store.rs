@@ -567,6 +567,9 @@ impl Store {
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 1 {
+                if to.is_final() {
+                    crate::notifications::job_ended();
+                }
                 return Ok(to);
             }
             // The state changed under us: read it again and re-check.
