@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+bash scripts/setup-browser.sh
 
 echo "== build host"
 cargo build --workspace --all-targets --locked

@@ -84,10 +84,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(delete_schedule))
         .routes(routes!(list_assets))
         .merge(crate::facade::routes())
+        .merge(crate::events::routes())
         .split_for_parts();
     let spec = Arc::new(openapi);
     router
         .merge(crate::asset_routes::routes())
+        .merge(crate::ui::routes())
         .route(
             "/openapi.json",
             get(move || async move { Json(spec.as_ref().clone()) }),
