@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 bash scripts/setup-smtp.sh
+bash scripts/setup-browser.sh
 
 echo "== build host"
 cargo build --workspace --all-targets --locked

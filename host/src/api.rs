@@ -90,10 +90,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::metrics::routes())
         .merge(crate::inbox::routes())
         .merge(crate::webhooks::routes())
+        .merge(crate::events::routes())
         .split_for_parts();
     let spec = Arc::new(openapi);
     router
         .merge(crate::asset_routes::routes())
+        .merge(crate::ui::routes())
         .route(
             "/openapi.json",
             get(move || async move { Json(spec.as_ref().clone()) }),
