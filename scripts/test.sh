@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+bash scripts/postgres.sh setup
+# The store conformance suite and the scale-out test use a real PostgreSQL server.
+trap 'bash scripts/postgres.sh stop' EXIT
+bash scripts/postgres.sh start >/dev/null
 bash scripts/setup-smtp.sh
 bash scripts/setup-browser.sh
 

@@ -115,7 +115,7 @@ impl Setup {
             instance_slots: 4,
             max_memory: 512 << 20,
         })?;
-        let (store, assets) = server::open_data(&dir.join("data")).await?;
+        let (store, assets) = server::open_data(&dir.join("data"), None).await?;
         Ok(Setup {
             runtime,
             store,

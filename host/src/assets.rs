@@ -10,8 +10,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqlitePool;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::AnyPool;
+use sqlx::Row;
 use thiserror::Error;
 
 use crate::paths::{self, Scope};
@@ -119,7 +119,7 @@ pub struct RenditionStat {
 /// The asset repository of every tenant.
 #[derive(Clone)]
 pub struct AssetRepo {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
     objects: Arc<dyn ObjectStore>,
     renditions: Arc<dyn ObjectStore>,
     /// The publish target (see `publish`).
@@ -136,7 +136,7 @@ impl AssetRepo {
     /// A repository whose binaries live under the local directory `root`,
     /// renditions under `renditions` and the publish target under `published`.
     pub fn local(
-        pool: SqlitePool,
+        pool: AnyPool,
         root: &FsPath,
         renditions: &FsPath,
         published: &FsPath,
@@ -170,17 +170,17 @@ impl AssetRepo {
     ) -> Result<AssetPage> {
         let limit = limit.clamp(1, MAX_PAGE) as i64;
         let (start, end) = paths::descendants_range(folder);
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = crate::db::Sql::new(
             "SELECT path, size, etag, content_type, modified_at FROM assets WHERE tenant = ",
         );
-        q.push_bind(tenant);
+        q.text(tenant);
         match cursor {
-            Some(c) if c >= start.as_str() => q.push(" AND path > ").push_bind(c.to_string()),
-            _ => q.push(" AND path >= ").push_bind(start.clone()),
+            Some(c) if c >= start.as_str() => q.push(" AND path > ").text(c),
+            _ => q.push(" AND path >= ").text(start.as_str()),
         };
-        q.push(" AND path < ").push_bind(end);
-        q.push(" ORDER BY path LIMIT ").push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        q.push(" AND path < ").text(end);
+        q.push(" ORDER BY path LIMIT ").int(limit);
+        let rows = q.query().fetch_all(&self.pool).await?;
         let next_cursor = (rows.len() as i64 == limit)
             .then(|| rows.last().map(|r| r.get::<String, _>(0)))
             .flatten();
@@ -199,7 +199,7 @@ impl AssetRepo {
     /// Facts about the asset at `path`, if there is one.
     pub async fn stat(&self, tenant: &str, path: &str) -> Result<Option<AssetStat>> {
         let row = sqlx::query(
-            "SELECT path, size, etag, content_type, modified_at FROM assets WHERE tenant = ? AND path = ?",
+            "SELECT path, size, etag, content_type, modified_at FROM assets WHERE tenant = $1 AND path = $2",
         )
         .bind(tenant)
         .bind(path)
@@ -256,7 +256,7 @@ impl AssetRepo {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO assets (tenant, path, size, etag, content_type, created_at, modified_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, path) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, path) DO UPDATE SET \
              size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, modified_at = excluded.modified_at",
         )
         .bind(tenant)
@@ -282,7 +282,7 @@ impl AssetRepo {
         let mut targets = extract_asset_paths(text);
         targets.retain(|t| t != source);
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM refs WHERE tenant = ? AND source = ?")
+        sqlx::query("DELETE FROM refs WHERE tenant = $1 AND source = $2")
             .bind(tenant)
             .bind(source)
             .execute(&mut *tx)
@@ -290,8 +290,9 @@ impl AssetRepo {
         let mut recorded = 0;
         for target in targets {
             let done = sqlx::query(
-                "INSERT OR IGNORE INTO refs (tenant, source, target) \
-                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM assets WHERE tenant = ?1 AND path = ?3)",
+                "INSERT INTO refs (tenant, source, target) \
+                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM assets WHERE tenant = $1 AND path = $3) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(tenant)
             .bind(source)
@@ -307,7 +308,7 @@ impl AssetRepo {
     /// Deletes an asset, its metadata and the references it makes; false if there was none.
     pub async fn delete(&self, tenant: &str, path: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM assets WHERE tenant = ? AND path = ?")
+        let gone = sqlx::query("DELETE FROM assets WHERE tenant = $1 AND path = $2")
             .bind(tenant)
             .bind(path)
             .execute(&mut *tx)
@@ -316,18 +317,18 @@ impl AssetRepo {
         if gone == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM metadata WHERE tenant = ? AND path = ?")
+        sqlx::query("DELETE FROM metadata WHERE tenant = $1 AND path = $2")
             .bind(tenant)
             .bind(path)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM refs WHERE tenant = ? AND source = ?")
+        sqlx::query("DELETE FROM refs WHERE tenant = $1 AND source = $2")
             .bind(tenant)
             .bind(path)
             .execute(&mut *tx)
             .await?;
         let names: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM renditions WHERE tenant = ? AND path = ? RETURNING name",
+            "DELETE FROM renditions WHERE tenant = $1 AND path = $2 RETURNING name",
         )
         .bind(tenant)
         .bind(path)
@@ -381,11 +382,11 @@ impl AssetRepo {
         self.rewrite_referrers(tenant, from, to).await?;
         let mut tx = self.pool.begin().await?;
         for sql in [
-            "UPDATE assets SET path = ?3 WHERE tenant = ?1 AND path = ?2",
-            "UPDATE metadata SET path = ?3 WHERE tenant = ?1 AND path = ?2",
-            "UPDATE renditions SET path = ?3 WHERE tenant = ?1 AND path = ?2",
-            "UPDATE refs SET source = ?3 WHERE tenant = ?1 AND source = ?2",
-            "UPDATE refs SET target = ?3 WHERE tenant = ?1 AND target = ?2",
+            "UPDATE assets SET path = $3 WHERE tenant = $1 AND path = $2",
+            "UPDATE metadata SET path = $3 WHERE tenant = $1 AND path = $2",
+            "UPDATE renditions SET path = $3 WHERE tenant = $1 AND path = $2",
+            "UPDATE refs SET source = $3 WHERE tenant = $1 AND source = $2",
+            "UPDATE refs SET target = $3 WHERE tenant = $1 AND target = $2",
         ] {
             sqlx::query(sql)
                 .bind(tenant)
@@ -437,7 +438,7 @@ impl AssetRepo {
     pub async fn renditions(&self, tenant: &str, path: &str) -> Result<Vec<RenditionStat>> {
         let rows = sqlx::query(
             "SELECT path, name, size, etag, content_type, modified_at FROM renditions \
-             WHERE tenant = ? AND path = ? ORDER BY name",
+             WHERE tenant = $1 AND path = $2 ORDER BY name",
         )
         .bind(tenant)
         .bind(path)
@@ -459,7 +460,7 @@ impl AssetRepo {
     /// The binary of one rendition.
     pub async fn read_rendition(&self, tenant: &str, path: &str, name: &str) -> Result<Bytes> {
         let exists: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM renditions WHERE tenant = ? AND path = ? AND name = ?",
+            "SELECT 1 FROM renditions WHERE tenant = $1 AND path = $2 AND name = $3",
         )
         .bind(tenant)
         .bind(path)
@@ -504,7 +505,7 @@ impl AssetRepo {
             .await?;
         sqlx::query(
             "INSERT INTO renditions (tenant, path, name, size, etag, content_type, modified_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, path, name) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, path, name) DO UPDATE SET \
              size = excluded.size, etag = excluded.etag, content_type = excluded.content_type, \
              modified_at = excluded.modified_at",
         )
@@ -522,13 +523,14 @@ impl AssetRepo {
 
     /// Removes one rendition; false if there was none.
     pub async fn delete_rendition(&self, tenant: &str, path: &str, name: &str) -> Result<bool> {
-        let gone = sqlx::query("DELETE FROM renditions WHERE tenant = ? AND path = ? AND name = ?")
-            .bind(tenant)
-            .bind(path)
-            .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let gone =
+            sqlx::query("DELETE FROM renditions WHERE tenant = $1 AND path = $2 AND name = $3")
+                .bind(tenant)
+                .bind(path)
+                .bind(name)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if gone == 0 {
             return Ok(false);
         }
@@ -548,7 +550,7 @@ impl AssetRepo {
     /// The assets that refer to `path`, in path order.
     pub async fn referrers(&self, tenant: &str, path: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT source FROM refs WHERE tenant = ? AND target = ? ORDER BY source",
+            "SELECT source FROM refs WHERE tenant = $1 AND target = $2 ORDER BY source",
         )
         .bind(tenant)
         .bind(path)
@@ -559,7 +561,7 @@ impl AssetRepo {
     /// The assets `path` refers to, in path order.
     pub async fn references(&self, tenant: &str, path: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT target FROM refs WHERE tenant = ? AND source = ? ORDER BY target",
+            "SELECT target FROM refs WHERE tenant = $1 AND source = $2 ORDER BY target",
         )
         .bind(tenant)
         .bind(path)
@@ -572,7 +574,7 @@ impl AssetRepo {
         if self.stat(tenant, path).await?.is_none() {
             return Err(AssetError::NotFound(path.into()));
         }
-        let rows = sqlx::query("SELECT name, kind, value FROM metadata WHERE tenant = ? AND path = ? ORDER BY name, idx")
+        let rows = sqlx::query("SELECT name, kind, value FROM metadata WHERE tenant = $1 AND path = $2 ORDER BY name, idx")
             .bind(tenant)
             .bind(path)
             .fetch_all(&self.pool)
@@ -617,14 +619,14 @@ impl AssetRepo {
         }
         let mut tx = self.pool.begin().await?;
         if replace {
-            sqlx::query("DELETE FROM metadata WHERE tenant = ? AND path = ?")
+            sqlx::query("DELETE FROM metadata WHERE tenant = $1 AND path = $2")
                 .bind(tenant)
                 .bind(path)
                 .execute(&mut *tx)
                 .await?;
         }
         for p in props {
-            sqlx::query("DELETE FROM metadata WHERE tenant = ? AND path = ? AND name = ?")
+            sqlx::query("DELETE FROM metadata WHERE tenant = $1 AND path = $2 AND name = $3")
                 .bind(tenant)
                 .bind(path)
                 .bind(&p.name)
@@ -632,7 +634,7 @@ impl AssetRepo {
                 .await?;
             for (idx, value) in p.values.iter().enumerate() {
                 let (kind, text) = value.encode();
-                sqlx::query("INSERT INTO metadata (tenant, path, name, idx, kind, value) VALUES (?, ?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO metadata (tenant, path, name, idx, kind, value) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(tenant)
                     .bind(path)
                     .bind(&p.name)
@@ -684,7 +686,7 @@ impl AssetRepo {
     }
 }
 
-fn stat_from_row(row: sqlx::sqlite::SqliteRow) -> AssetStat {
+fn stat_from_row(row: sqlx::any::AnyRow) -> AssetStat {
     AssetStat {
         path: row.get(0),
         size: row.get::<i64, _>(1) as u64,

@@ -159,7 +159,7 @@ async fn wasm_path(options: &BenchOptions, dir: &Path) -> Result<Calibration> {
         max_memory: 320 << 20,
     })?;
     let plugin = runtime.load(&bytes)?;
-    let (store, assets) = server::open_data(&dir.join("wasm-path")).await?;
+    let (store, assets) = server::open_data(&dir.join("wasm-path"), None).await?;
     let bench = Bench {
         runtime,
         plugin,

@@ -90,7 +90,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = match tokio::time::timeout(
         DATABASE_TIMEOUT,
-        sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(app.store.pool()),
+        sqlx::query("SELECT 1").fetch_one(app.store.pool()),
     )
     .await
     {

@@ -23,7 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_all_read))
 }
 
-fn entry_json(row: &sqlx::sqlite::SqliteRow) -> Value {
+fn entry_json(row: &sqlx::any::AnyRow) -> Value {
     let read_at: Option<i64> = row.get("read_at");
     json!({
         "id": row.get::<String, _>("id"),
@@ -57,8 +57,8 @@ async fn list_inbox(
     let offset = api::int_param(&query, "offset", 0, 0, u32::MAX as u64)?;
     let limit = api::int_param(&query, "limit", 50, 1, 1000)?;
     let rows = sqlx::query(
-        "SELECT * FROM inbox WHERE tenant = ? AND user_name = ? AND (? = 0 OR read_at IS NULL) \
-         ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+        "SELECT * FROM inbox WHERE tenant = $1 AND user_name = $2 AND ($3 = 0 OR read_at IS NULL) \
+         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5",
     )
     .bind(&caller.tenant)
     .bind(&caller.user)
@@ -69,7 +69,7 @@ async fn list_inbox(
     .await
     .map_err(db)?;
     let unread: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM inbox WHERE tenant = ? AND user_name = ? AND read_at IS NULL",
+        "SELECT count(*) FROM inbox WHERE tenant = $1 AND user_name = $2 AND read_at IS NULL",
     )
     .bind(&caller.tenant)
     .bind(&caller.user)
@@ -96,7 +96,7 @@ async fn mark_read(
         ));
     }
     sqlx::query(
-        "UPDATE inbox SET read_at = ? WHERE id = ? AND tenant = ? AND user_name = ? AND read_at IS NULL",
+        "UPDATE inbox SET read_at = $1 WHERE id = $2 AND tenant = $3 AND user_name = $4 AND read_at IS NULL",
     )
     .bind(now_ms())
     .bind(&id)
@@ -105,7 +105,7 @@ async fn mark_read(
     .execute(app.store.pool())
     .await
     .map_err(db)?;
-    let row = sqlx::query("SELECT * FROM inbox WHERE id = ? AND tenant = ? AND user_name = ?")
+    let row = sqlx::query("SELECT * FROM inbox WHERE id = $1 AND tenant = $2 AND user_name = $3")
         .bind(&id)
         .bind(&caller.tenant)
         .bind(&caller.user)
@@ -126,7 +126,7 @@ async fn mark_read(
 async fn mark_all_read(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = api::caller(&app, &headers, Action::Read).await?;
     let done = sqlx::query(
-        "UPDATE inbox SET read_at = ? WHERE tenant = ? AND user_name = ? AND read_at IS NULL",
+        "UPDATE inbox SET read_at = $1 WHERE tenant = $2 AND user_name = $3 AND read_at IS NULL",
     )
     .bind(now_ms())
     .bind(&caller.tenant)

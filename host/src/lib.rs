@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bench;
 pub mod capabilities;
 pub mod cli;
+pub mod db;
 pub mod events;
 pub mod facade;
 pub mod fairshare;

@@ -92,6 +92,14 @@ struct ServeArgs {
     /// Holds wasmq.db and assets/.
     #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// The job database: postgres://user@host/db to share it between hosts
+    /// [default: the SQLite file DATA_DIR/wasmq.db].
+    #[arg(long, env = "WASMQ_DATABASE_URL")]
+    database_url: Option<String>,
+    /// How long a node's claim on a task or job lasts without its heartbeat
+    /// (renewed every third of it); then another node takes the work over.
+    #[arg(long, env = "WASMQ_LEASE_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(300..=3_600_000))]
+    lease_ms: u64,
     /// How log lines on standard error are written: text, or json (one object a line).
     #[arg(long, env = "WASMQ_LOG_FORMAT", value_enum, default_value_t = wasmq::logs::LogFormat::Text)]
     log_format: wasmq::logs::LogFormat,
@@ -212,6 +220,9 @@ enum AssetsCommand {
         to: String,
         #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The job database [default: the SQLite file DATA_DIR/wasmq.db].
+        #[arg(long, env = "WASMQ_DATABASE_URL")]
+        database_url: Option<String>,
         #[arg(long, default_value = "default")]
         tenant: String,
     },
@@ -231,6 +242,9 @@ enum TokenCommand {
         tenant: String,
         #[arg(long, env = "WASMQ_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The job database [default: the SQLite file DATA_DIR/wasmq.db].
+        #[arg(long, env = "WASMQ_DATABASE_URL")]
+        database_url: Option<String>,
     },
 }
 
@@ -299,11 +313,12 @@ async fn run(command: Command) -> Result<()> {
                     dir,
                     to,
                     data_dir,
+                    database_url,
                     tenant,
                 },
         } => {
             wasmq::paths::validate(&to).map_err(|e| anyhow::anyhow!("--to {to:?} {e}"))?;
-            let (_, assets) = server::open_data(&data_dir).await?;
+            let (_, assets) = server::open_data(&data_dir, database_url.as_deref()).await?;
             let (count, refs) = assets.import_dir(&tenant, &dir, &to).await?;
             println!("imported {count} assets ({refs} references) into {to}");
             Ok(())
@@ -338,13 +353,14 @@ async fn run(command: Command) -> Result<()> {
                     role,
                     tenant,
                     data_dir,
+                    database_url,
                 },
         } => {
             let role: wasmq::auth::Role = role.parse()?;
             if !wasmq::auth::valid_tenant(&tenant) {
                 bail!("--tenant {tenant:?} must be 1-64 of a-z, 0-9, '-' and '_'");
             }
-            let (store, _) = server::open_data(&data_dir).await?;
+            let (store, _) = server::open_data(&data_dir, database_url.as_deref()).await?;
             let (_, secret) = store.create_token(&name, role, &tenant).await?;
             println!("{secret}");
             Ok(())
@@ -428,6 +444,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .cache_dir
             .unwrap_or_else(|| args.data_dir.join("cache")),
         data_dir: args.data_dir,
+        database_url: args.database_url,
+        lease: Duration::from_millis(args.lease_ms),
         listen: args.listen,
         workers: args
             .workers

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
 use tokio::sync::Notify;
 
 use crate::api::timestamp;
+use crate::db::{Backend, Db};
 use crate::jobs::JobState;
 use crate::mail::SmtpConfig;
 use crate::messages::{self, JobEnded};
@@ -85,16 +86,16 @@ pub fn start(store: Store, config: NotifyConfig) {
     let config = Arc::new(config);
     let queued = Arc::new(Notify::new());
     tokio::spawn(dispatch_loop(
-        store.pool().clone(),
+        store.db().clone(),
         config.clone(),
         queued.clone(),
     ));
     tokio::spawn(send_loop(store.pool().clone(), config, queued));
 }
 
-async fn dispatch_loop(pool: SqlitePool, config: Arc<NotifyConfig>, queued: Arc<Notify>) {
+async fn dispatch_loop(db: Db, config: Arc<NotifyConfig>, queued: Arc<Notify>) {
     loop {
-        match dispatch(&pool, &config).await {
+        match dispatch(&db, &config).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::debug!(jobs = n, "job-ended notifications queued");
@@ -130,24 +131,29 @@ struct Ended {
 }
 
 const UNNOTIFIED: &str =
-    "state IN ('Complete', 'Failed', 'Cancelled') AND notified_at IS NOT completed_at";
+    "state IN ('Complete', 'Failed', 'Cancelled') AND notified_at IS DISTINCT FROM completed_at";
 
 /// Notifies every job that ended and is not notified yet, each in one
 /// transaction (inbox entry, deliveries, mark); returns how many.
-pub async fn dispatch(pool: &SqlitePool, config: &NotifyConfig) -> Result<usize, sqlx::Error> {
+pub async fn dispatch(db: &Db, config: &NotifyConfig) -> Result<usize, sqlx::Error> {
     let mut count = 0;
+    // The partial index holds only the jobs still to notify (SQLite's planner
+    // needs telling; PostgreSQL's finds it).
+    let index = match db.backend() {
+        Backend::Sqlite => "INDEXED BY jobs_to_notify",
+        Backend::Postgres => "",
+    };
     loop {
-        // The partial index holds only the jobs still to notify.
         let ids: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM jobs INDEXED BY jobs_to_notify WHERE {UNNOTIFIED} ORDER BY completed_at LIMIT 100"
+            "SELECT id FROM jobs {index} WHERE {UNNOTIFIED} ORDER BY completed_at LIMIT 100"
         ))
-        .fetch_all(pool)
+        .fetch_all(db.pool())
         .await?;
         if ids.is_empty() {
             return Ok(count);
         }
         for id in &ids {
-            if notify_job(pool, config, id).await? {
+            if notify_job(db, config, id).await? {
                 count += 1;
             }
         }
@@ -156,15 +162,12 @@ pub async fn dispatch(pool: &SqlitePool, config: &NotifyConfig) -> Result<usize,
 
 /// Writes one ended job's notifications and marks it notified, at most once
 /// per ending; false if it needed none (any more).
-async fn notify_job(
-    pool: &SqlitePool,
-    config: &NotifyConfig,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+async fn notify_job(db: &Db, config: &NotifyConfig, id: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
     let job: Option<Ended> = sqlx::query_as(&format!(
         "SELECT id, tenant, job_type, name, state, created_by, locale, submitter_email, total, succeeded, \
-         failed, error, created_at, started_at, completed_at FROM jobs WHERE id = ? AND {UNNOTIFIED}"
+         failed, error, created_at, started_at, completed_at FROM jobs WHERE id = $1 AND {UNNOTIFIED}{}",
+        db.for_update()
     ))
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -194,7 +197,7 @@ async fn notify_job(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO inbox (id, tenant, user_name, job_id, job_state, locale, subject, body, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(uuid::Uuid::now_v7().to_string())
     .bind(&job.tenant)
@@ -208,7 +211,7 @@ async fn notify_job(
     .execute(&mut *tx)
     .await?;
 
-    let hooks = sqlx::query("SELECT id, url, events FROM webhooks WHERE tenant = ?")
+    let hooks = sqlx::query("SELECT id, url, events FROM webhooks WHERE tenant = $1")
         .bind(&job.tenant)
         .fetch_all(&mut *tx)
         .await?;
@@ -274,7 +277,7 @@ async fn notify_job(
         )
         .await?;
     }
-    sqlx::query("UPDATE jobs SET notified_at = completed_at WHERE id = ?")
+    sqlx::query("UPDATE jobs SET notified_at = completed_at WHERE id = $1")
         .bind(&job.id)
         .execute(&mut *tx)
         .await?;
@@ -296,12 +299,12 @@ struct Queued<'a> {
 }
 
 async fn insert_delivery(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     d: &Queued<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO deliveries (id, kind, tenant, webhook_id, recipient, job_id, event, subject, body, \
-         state, next_attempt, created_at) VALUES (?, ?, ?, ?, ?, ?, 'job.ended', ?, ?, 'pending', ?, ?)",
+         state, next_attempt, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'job.ended', $7, $8, 'pending', $9, $10)",
     )
     .bind(d.id)
     .bind(d.kind)
@@ -340,7 +343,7 @@ fn sendable(config: &NotifyConfig) -> &'static str {
     }
 }
 
-async fn send_loop(pool: SqlitePool, config: Arc<NotifyConfig>, queued: Arc<Notify>) {
+async fn send_loop(pool: AnyPool, config: Arc<NotifyConfig>, queued: Arc<Notify>) {
     let client = reqwest::Client::new();
     loop {
         let wait = match send_due(&pool, &config, &client).await {
@@ -362,13 +365,13 @@ async fn send_loop(pool: SqlitePool, config: Arc<NotifyConfig>, queued: Arc<Noti
 
 /// Sends the deliveries that are due, at once; returns when the next pending one is due.
 async fn send_due(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     config: &Arc<NotifyConfig>,
     client: &reqwest::Client,
 ) -> Result<Option<i64>, sqlx::Error> {
     let due: Vec<Due> = sqlx::query_as(&format!(
         "SELECT id, kind, webhook_id, recipient, event, subject, body, attempts FROM deliveries \
-         WHERE {} AND next_attempt <= ? ORDER BY next_attempt LIMIT 32",
+         WHERE {} AND next_attempt <= $1 ORDER BY next_attempt LIMIT 32",
         sendable(config)
     ))
     .bind(now_ms())
@@ -395,7 +398,7 @@ async fn send_due(
 /// Makes one attempt at a delivery and records its outcome: delivered,
 /// another attempt after the backoff, or failed for good.
 async fn attempt(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     config: &NotifyConfig,
     client: &reqwest::Client,
     d: Due,
@@ -403,7 +406,7 @@ async fn attempt(
     let outcome = match (d.kind.as_str(), &config.smtp) {
         ("webhook", _) => {
             let secret: Option<String> =
-                sqlx::query_scalar("SELECT secret FROM webhooks WHERE id = ?")
+                sqlx::query_scalar("SELECT secret FROM webhooks WHERE id = $1")
                     .bind(&d.webhook_id)
                     .fetch_optional(pool)
                     .await?;
@@ -452,8 +455,8 @@ async fn attempt(
             let next = now_ms() + config.retry.delay(attempts).as_millis() as i64;
             tracing::info!(delivery = %d.id, kind = %d.kind, to = %d.recipient, attempts, %error, "notification failed; will retry");
             sqlx::query(
-                "UPDATE deliveries SET attempts = ?, next_attempt = ?, last_status = ?, last_error = ? \
-                 WHERE id = ? AND state = 'pending'",
+                "UPDATE deliveries SET attempts = $1, next_attempt = $2, last_status = $3, last_error = $4 \
+                 WHERE id = $5 AND state = 'pending'",
             )
             .bind(attempts)
             .bind(next)
@@ -469,7 +472,7 @@ async fn attempt(
 
 /// Records a delivery's last outcome.
 async fn finish(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     id: &str,
     state: &str,
     attempts: i64,
@@ -477,8 +480,8 @@ async fn finish(
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE deliveries SET state = ?, attempts = ?, last_status = ?, last_error = ?, finished_at = ? \
-         WHERE id = ? AND state = 'pending'",
+        "UPDATE deliveries SET state = $1, attempts = $2, last_status = $3, last_error = $4, finished_at = $5 \
+         WHERE id = $6 AND state = 'pending'",
     )
     .bind(state)
     .bind(attempts)

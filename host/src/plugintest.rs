@@ -264,6 +264,7 @@ mod tests {
             cpu_ns: 1_500_000,
             started_at: None,
             finished_at: None,
+            node: None,
         }
     }
 

@@ -61,7 +61,7 @@ impl AssetRepo {
     pub async fn published(&self, tenant: &str, path: &str) -> Result<Option<Published>> {
         let row = sqlx::query(
             "SELECT path, etag, size, content_type, renditions, published_at, published_by \
-             FROM published WHERE tenant = ? AND path = ?",
+             FROM published WHERE tenant = $1 AND path = $2",
         )
         .bind(tenant)
         .bind(path)
@@ -129,7 +129,7 @@ impl AssetRepo {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO published (tenant, path, etag, size, content_type, renditions, published_at, published_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, path) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, path) DO UPDATE SET \
              etag = excluded.etag, size = excluded.size, content_type = excluded.content_type, \
              renditions = excluded.renditions, published_at = excluded.published_at, \
              published_by = excluded.published_by",
@@ -164,7 +164,7 @@ impl AssetRepo {
         let Some(previous) = self.published(tenant, path).await? else {
             return Ok(false);
         };
-        sqlx::query("DELETE FROM published WHERE tenant = ? AND path = ?")
+        sqlx::query("DELETE FROM published WHERE tenant = $1 AND path = $2")
             .bind(tenant)
             .bind(path)
             .execute(&self.pool)

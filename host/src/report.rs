@@ -60,6 +60,7 @@ mod tests {
             cpu_ns: 0,
             started_at: None,
             finished_at: None,
+            node: None,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::runtime::bindings::wasmq::plugin::types::{
     ErrorKind, JobInfo, JobSummary, Task, TaskOutcome,
 };
 use crate::runtime::{CallOutcome, LimitsTable, Runtime};
-use crate::store::{ClaimedTask, Job, Store, StoreError, TaskResult, now_ms};
+use crate::store::{ClaimedTask, Job, Lease, Store, StoreError, TaskResult, now_ms};
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct SchedulerConfig {
     pub failure: FailureThreshold,
     /// This node's name, recorded on the jobs it runs.
     pub server_name: String,
+    /// How long this node's claims last without its heartbeat, which renews
+    /// them every third of it.
+    pub lease: Duration,
     /// The asset folder each tenant's job reports are written to when a job ends.
     pub report_folder: String,
 }
@@ -96,8 +99,38 @@ impl Scheduler {
         self.wake.clone()
     }
 
+    /// This node's lease on what it claims.
+    fn lease(&self) -> Lease {
+        Lease::new(&self.config.server_name, self.config.lease)
+    }
+
+    /// Every third of the lease: renews this node's leases, and takes over
+    /// the work of nodes whose leases expired.
+    async fn heartbeat(self: Arc<Self>) {
+        let lease = self.lease();
+        loop {
+            tokio::time::sleep(self.config.lease / 3).await;
+            if let Err(e) = self.store.renew_leases(&lease).await {
+                tracing::error!(error = %e, "could not renew this node's leases");
+            }
+            match self.store.rescue_expired(&self.config.server_name).await {
+                Ok((requeued, replanned)) if requeued > 0 || !replanned.is_empty() => {
+                    tracing::warn!(
+                        requeued,
+                        replanned = replanned.len(),
+                        "took over work whose lease expired"
+                    );
+                    self.wake.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not rescue expired leases"),
+            }
+        }
+    }
+
     /// Recovers from an earlier crash, then schedules until the process ends.
     pub async fn run(self: Arc<Self>) {
+        tokio::spawn(self.clone().heartbeat());
         match self.store.recover(&self.config.server_name).await {
             Ok((requeued, replanned)) if requeued > 0 || !replanned.is_empty() => {
                 tracing::info!(
@@ -132,7 +165,11 @@ impl Scheduler {
                 if self.busy.lock().expect("lock").contains(&id) {
                     continue; // its plan or finish call is still running
                 }
-                let to = self.store.apply(&id, event, server).await?;
+                let to = match self.store.apply(&id, event, server).await {
+                    Ok(to) => to,
+                    Err(StoreError::Forbidden(_)) => continue, // another node settled it
+                    Err(e) => return Err(e),
+                };
                 self.store.log(&id, "info", &format!("job is {to}")).await?;
                 if to.is_final() {
                     self.write_report(&id).await;
@@ -141,15 +178,26 @@ impl Scheduler {
             }
         }
         for id in self.store.jobs_in_state(JobState::Ready, 1000).await? {
-            self.store.apply(&id, Event::Start, server).await?;
+            match self.store.apply(&id, Event::Start, server).await {
+                Ok(_) | Err(StoreError::Forbidden(_)) => {} // or another node started it
+                Err(e) => return Err(e),
+            }
         }
+        let lease = self.lease();
         for id in self.store.drained_jobs(JobState::Active).await? {
             if !self.busy.lock().expect("lock").insert(id.clone()) {
                 continue;
             }
-            let Some(permit) = self.slot() else {
-                self.busy.lock().expect("lock").remove(&id);
-                return Ok(());
+            let permit = match self.slot() {
+                Some(permit) if self.store.lease_job(&id, &lease).await? => permit,
+                other => {
+                    // No free worker, or another node is finishing it.
+                    self.busy.lock().expect("lock").remove(&id);
+                    if other.is_none() {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             tokio::spawn(self.clone().finish(id, permit));
         }
@@ -159,10 +207,20 @@ impl Scheduler {
                 let Some(permit) = self.slot() else {
                     return Ok(());
                 };
+                if !self.store.lease_job(&id, &lease).await? {
+                    continue; // another node is planning it
+                }
                 self.busy.lock().expect("lock").insert(id.clone());
-                if let Err(e) = self.store.apply(&id, Event::Prepare, server).await {
-                    self.busy.lock().expect("lock").remove(&id);
-                    return Err(e);
+                match self.store.apply(&id, Event::Prepare, server).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.busy.lock().expect("lock").remove(&id);
+                        self.store.release_job(&id, server).await?;
+                        match e {
+                            StoreError::Forbidden(_) => continue, // it changed meanwhile
+                            e => return Err(e),
+                        }
+                    }
                 }
                 tokio::spawn(self.clone().plan(id, permit));
             }
@@ -175,6 +233,7 @@ impl Scheduler {
     /// the jobs left with ready tasks, as (id, priority).
     async fn dispatch(self: &Arc<Self>) -> Result<Vec<(String, i64)>, StoreError> {
         let free = self.slots.available_permits();
+        let lease = self.lease();
         let claimable = self
             .store
             .claimable_jobs(self.config.workers as i64 + 1)
@@ -206,7 +265,7 @@ impl Scheduler {
             }
             let claimed = self
                 .store
-                .claim_job_tasks(&candidate.job, mine.len() as i64)
+                .claim_job_tasks(&candidate.job, mine.len() as i64, &lease)
                 .await;
             let tasks = match claimed {
                 Ok(tasks) => tasks,
@@ -492,8 +551,16 @@ impl Scheduler {
             }
             Err(reason) => self.fail_job(&id, &reason).await,
         }
+        self.let_go(&id).await;
         self.busy.lock().expect("lock").remove(&id);
         self.wake.notify_one();
+    }
+
+    /// Releases this node's hold on a job it planned or finished.
+    async fn let_go(&self, id: &str) {
+        if let Err(e) = self.store.release_job(id, &self.config.server_name).await {
+            tracing::warn!(job = %id, error = %e, "could not release the job; its lease will expire");
+        }
     }
 
     async fn run_task(
@@ -648,10 +715,13 @@ impl Scheduler {
                     ),
                 )
                 .await?;
-            return self
-                .store
-                .retry_task(&task.job_id, task.seq, not_before, &result)
-                .await;
+            return match self.store.retry_task(task, not_before, &result).await {
+                Err(StoreError::LeaseLost(..)) => {
+                    tracing::warn!(job = %task.job_id, seq = task.seq, "lease lost; another node runs this task");
+                    Ok(())
+                }
+                other => other,
+            };
         }
         if !result.succeeded {
             self.store
@@ -665,10 +735,17 @@ impl Scheduler {
                 )
                 .await?;
         }
-        let failed_job = self
+        let failed_job = match self
             .store
-            .finish_task(&task.job_id, task.seq, &result, self.config.failure)
-            .await?;
+            .finish_task(task, &result, self.config.failure)
+            .await
+        {
+            Err(StoreError::LeaseLost(..)) => {
+                tracing::warn!(job = %task.job_id, seq = task.seq, "lease lost; another node runs this task");
+                return Ok(());
+            }
+            other => other?,
+        };
         if let Some(reason) = failed_job {
             tracing::warn!(job = %task.job_id, %reason, "job failing");
             self.store.log(&task.job_id, "error", &reason).await?;
@@ -741,6 +818,7 @@ impl Scheduler {
             }
             Err(reason) => self.fail_job(&id, &reason).await,
         }
+        self.let_go(&id).await;
         self.forget(&id);
         self.busy.lock().expect("lock").remove(&id);
         self.wake.notify_one();

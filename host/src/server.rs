@@ -24,6 +24,10 @@ use crate::store::Store;
 pub struct ServerConfig {
     /// Holds `wasmq.db` and `assets/` (and, by default, `plugins/` and `cache/`).
     pub data_dir: PathBuf,
+    /// The job database URL [default: the SQLite file in `data_dir`].
+    pub database_url: Option<String>,
+    /// How long a claim lasts without this node's heartbeat.
+    pub lease: Duration,
     /// Where job-type components are loaded from.
     pub plugins_dir: PathBuf,
     /// Where precompiled components are cached.
@@ -58,6 +62,8 @@ impl ServerConfig {
     pub fn in_process(data_dir: PathBuf, plugins_dir: PathBuf, cache_dir: PathBuf) -> Result<Self> {
         Ok(ServerConfig {
             data_dir,
+            database_url: None,
+            lease: Duration::from_secs(30),
             plugins_dir,
             cache_dir,
             listen: "127.0.0.1:0".parse()?,
@@ -108,12 +114,21 @@ impl DataDir {
     }
 }
 
-/// Opens the database and the asset repository of a data directory.
-pub async fn open_data(root: &std::path::Path) -> Result<(Store, AssetRepo)> {
+/// Opens the database (the SQLite file of the data directory unless
+/// `database_url` names another) and the asset repository of a data directory.
+pub async fn open_data(
+    root: &std::path::Path,
+    database_url: Option<&str>,
+) -> Result<(Store, AssetRepo)> {
     let dir = DataDir::open(root)?;
-    let store = Store::open(&dir.db)
-        .await
-        .with_context(|| format!("opening {}", dir.db.display()))?;
+    let store = match database_url {
+        Some(url) => Store::connect(url)
+            .await
+            .with_context(|| format!("opening the database {}", redact(url)))?,
+        None => Store::open(&dir.db)
+            .await
+            .with_context(|| format!("opening {}", dir.db.display()))?,
+    };
     let assets = AssetRepo::local(
         store.pool().clone(),
         &dir.assets,
@@ -175,7 +190,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
 /// Starts everything but the HTTP listener: opens the data directory, loads
 /// the plugins, and spawns the scheduler, the purge and the recurring schedules.
 pub async fn start(config: &ServerConfig) -> Result<AppState> {
-    let (store, assets) = open_data(&config.data_dir).await?;
+    let (store, assets) = open_data(&config.data_dir, config.database_url.as_deref()).await?;
     ensure_admin_token(&store, &config.data_dir).await?;
     std::fs::create_dir_all(&config.plugins_dir)
         .with_context(|| format!("creating {}", config.plugins_dir.display()))?;
@@ -217,6 +232,7 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
             retry_base: config.retry_base,
             failure: config.failure,
             server_name: config.server_name.clone(),
+            lease: config.lease,
             report_folder: config.report_folder.clone(),
         },
     );
@@ -240,4 +256,15 @@ pub async fn start(config: &ServerConfig) -> Result<AppState> {
         retention: Arc::new(config.retention.clone()),
         readiness,
     })
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }

@@ -3,16 +3,14 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Any, AnyPool, Row};
 use thiserror::Error;
 
 use crate::auth::{self, Role};
+use crate::db::{Db, IntFlag, Sql};
 use crate::jobs::{self, Event, FailureThreshold, Forbidden, JobState};
 
 /// A database failure, or a transition the state machine forbids.
@@ -20,14 +18,16 @@ use crate::jobs::{self, Event, FailureThreshold, Forbidden, JobState};
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("migrating the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] crate::db::DbError),
     #[error(transparent)]
     Forbidden(#[from] Forbidden),
     #[error("no job {0}")]
     NoJob(String),
     #[error("this tenant already has a job named {0:?}")]
     NameTaken(String),
+    #[error("task {1} of job {0} is no longer held by this claim (its lease expired)")]
+    LeaseLost(String, i64),
 }
 
 /// Result of store calls.
@@ -56,6 +56,7 @@ pub struct Job {
     pub excluded_paths: String,
     pub params: String,
     pub priority: i64,
+    #[sqlx(try_from = "IntFlag")]
     pub require_confirmation: bool,
     pub name: Option<String>,
     pub description: Option<String>,
@@ -167,6 +168,29 @@ pub struct ClaimedTask {
     pub attempts: i64,
 }
 
+/// A node's hold on the work it claims: its server name, and how long a
+/// claim lasts unless the node's heartbeat renews it.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub ttl_ms: i64,
+}
+
+impl Lease {
+    /// A lease for `owner` that lasts `ttl` past each renewal.
+    pub fn new(owner: impl Into<String>, ttl: std::time::Duration) -> Self {
+        Lease {
+            owner: owner.into(),
+            ttl_ms: ttl.as_millis().clamp(1, i64::MAX as u128) as i64,
+        }
+    }
+
+    /// When a claim made or renewed now expires.
+    pub fn until(&self) -> i64 {
+        now_ms().saturating_add(self.ttl_ms)
+    }
+}
+
 /// A task's row, for the per-item listing.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -184,6 +208,8 @@ pub struct TaskRow {
     pub cpu_ns: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The node (server name) that runs the task, or ran it to its end.
+    pub node: Option<String>,
 }
 
 /// How a task attempt ended.
@@ -261,7 +287,8 @@ pub struct ScheduleRow {
 /// The job database.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
+    pool: AnyPool,
 }
 
 const JOB_COLUMNS: &str = "id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
@@ -272,31 +299,32 @@ const JOB_COLUMNS: &str = "id, tenant, job_type, plugin_name, plugin_version, pl
 impl Store {
     /// Opens (creating if needed) the SQLite database at `file` and migrates it.
     pub async fn open(file: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(file)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store { pool })
+        Self::connect(&crate::db::sqlite_url(file)).await
     }
 
-    /// A transaction that holds the write lock from its start, for ones that
-    /// read before they write: under WAL a deferred one could not upgrade
-    /// after another writer committed, and would fail with "database is locked".
-    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Connects to the database at `url` (`sqlite:...` or `postgres://...`)
+    /// and migrates it.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let db = Db::open(url).await?;
+        Ok(Store {
+            pool: db.pool().clone(),
+            db,
+        })
+    }
+
+    /// A transaction for work that reads, then writes (see [`Db::begin_write`]).
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Any>> {
+        Ok(self.db.begin_write().await?)
     }
 
     /// The connection pool, shared with the asset repository.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The database, with its engine.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Stores a new job in state New.
@@ -307,7 +335,7 @@ impl Store {
             "INSERT INTO jobs (id, tenant, job_type, plugin_name, plugin_version, plugin_digest, state, path, \
              excluded_paths, params, priority, require_confirmation, name, description, created_by, created_at, \
              updated_at, comments, locale, submitter_email, run_at, schedule_id, weight) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
         )
         .bind(&id)
         .bind(&job.tenant)
@@ -320,7 +348,7 @@ impl Store {
         .bind(serde_json::to_string(&job.excluded_paths).expect("paths serialize"))
         .bind(job.params.to_string())
         .bind(job.priority)
-        .bind(job.require_confirmation)
+        .bind(job.require_confirmation as i64)
         .bind(&job.name)
         .bind(&job.description)
         .bind(&job.created_by)
@@ -345,7 +373,7 @@ impl Store {
 
     /// The job with this id, if any.
     pub async fn get_job(&self, id: &str) -> Result<Option<Job>> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
         Ok(sqlx::query_as::<_, Job>(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -354,71 +382,72 @@ impl Store {
 
     /// Jobs matching `filter`, newest first, and how many match in all.
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<(Vec<Job>, u64)> {
-        fn conditions<'a>(q: &mut QueryBuilder<'a, Sqlite>, f: &'a JobFilter) {
+        fn conditions(q: &mut Sql, f: &JobFilter) {
             q.push(" WHERE 1 = 1");
             if let Some(tenant) = &f.tenant {
-                q.push(" AND tenant = ").push_bind(tenant);
+                q.push(" AND tenant = ").text(tenant);
             }
             if let Some(state) = f.state {
-                q.push(" AND state = ").push_bind(state.as_str());
+                q.push(" AND state = ").text(state.as_str());
             }
             if let Some(job_type) = &f.job_type {
-                q.push(" AND job_type = ").push_bind(job_type);
+                q.push(" AND job_type = ").text(job_type);
             }
             if let Some(id) = &f.id {
                 q.push(" AND substr(id, 1, length(")
-                    .push_bind(id)
+                    .text(id)
                     .push(")) = ")
-                    .push_bind(id);
+                    .text(id);
             }
             if let Some(text) = &f.text {
                 let pattern = format!(
                     "%{}%",
-                    text.replace('\\', "\\\\")
+                    text.to_lowercase()
+                        .replace('\\', "\\\\")
                         .replace('%', "\\%")
                         .replace('_', "\\_")
                 );
-                q.push(" AND (coalesce(description, '') LIKE ")
-                    .push_bind(pattern.clone())
+                q.push(" AND (lower(coalesce(description, '')) LIKE ")
+                    .text(pattern.clone())
                     .push(" ESCAPE '\\'");
-                q.push(" OR coalesce(name, '') LIKE ")
-                    .push_bind(pattern)
+                q.push(" OR lower(coalesce(name, '')) LIKE ")
+                    .text(pattern)
                     .push(" ESCAPE '\\')");
             }
             if let Some(user) = &f.created_by {
-                q.push(" AND created_by = ").push_bind(user);
+                q.push(" AND created_by = ").text(user);
             }
             if let Some(after) = f.created_after {
-                q.push(" AND created_at >= ").push_bind(after);
+                q.push(" AND created_at >= ").int(after);
             }
             if let Some(before) = f.created_before {
-                q.push(" AND created_at < ").push_bind(before);
+                q.push(" AND created_at < ").int(before);
             }
             if f.finished_only {
                 q.push(" AND state IN ('Complete', 'Failed', 'Cancelled')");
             }
         }
-        let mut count = QueryBuilder::new("SELECT count(*) FROM jobs");
+        let mut count = Sql::new("SELECT count(*) FROM jobs");
         conditions(&mut count, filter);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        let mut q = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
+        let total: i64 = count.query_scalar().fetch_one(&self.pool).await?;
+        let mut q = Sql::new(format!("SELECT {JOB_COLUMNS} FROM jobs"));
         conditions(&mut q, filter);
         q.push(if filter.finished_only {
             " ORDER BY completed_at DESC, id DESC LIMIT "
         } else {
             " ORDER BY created_at DESC, id DESC LIMIT "
         })
-        .push_bind(filter.limit as i64)
+        .int(filter.limit.min(i64::MAX as u64) as i64)
         .push(" OFFSET ")
-        .push_bind(filter.offset as i64);
-        let jobs = q.build_query_as::<Job>().fetch_all(&self.pool).await?;
+        .int(filter.offset.min(i64::MAX as u64) as i64);
+        let jobs = q.query_as::<Job>().fetch_all(&self.pool).await?;
         Ok((jobs, total as u64))
     }
 
     /// Ids of jobs in `state`, highest priority and oldest first.
     pub async fn jobs_in_state(&self, state: JobState, limit: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE state = ? ORDER BY priority DESC, created_at LIMIT ?",
+            "SELECT id FROM jobs WHERE state = $1 ORDER BY priority DESC, created_at LIMIT $2",
         )
         .bind(state.as_str())
         .bind(limit)
@@ -439,7 +468,7 @@ impl Store {
     /// How many jobs that have not ended use a version of plugin `name`.
     pub async fn unfinished_jobs_of_plugin(&self, name: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE plugin_name = ? \
+            "SELECT count(*) FROM jobs WHERE plugin_name = $1 \
              AND state NOT IN ('Complete', 'Failed', 'Cancelled')",
         )
         .bind(name)
@@ -450,7 +479,7 @@ impl Store {
     /// Jobs in `state` with their priority.
     pub async fn jobs_with_priority(&self, state: JobState) -> Result<Vec<(String, i64)>> {
         Ok(
-            sqlx::query_as("SELECT id, priority FROM jobs WHERE state = ? ORDER BY priority")
+            sqlx::query_as("SELECT id, priority FROM jobs WHERE state = $1 ORDER BY priority")
                 .bind(state.as_str())
                 .fetch_all(&self.pool)
                 .await?,
@@ -460,8 +489,8 @@ impl Store {
     /// Ids of New jobs whose start time has come, highest priority and oldest first.
     pub async fn due_new_jobs(&self, limit: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE state = 'New' AND (run_at IS NULL OR run_at <= ?) \
-             ORDER BY priority DESC, created_at LIMIT ?",
+            "SELECT id FROM jobs WHERE state = 'New' AND (run_at IS NULL OR run_at <= $1) \
+             ORDER BY priority DESC, created_at LIMIT $2",
         )
         .bind(now_ms())
         .bind(limit)
@@ -473,7 +502,7 @@ impl Store {
     pub async fn create_schedule(&self, s: &ScheduleRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO schedules (id, tenant, name, cron, template, created_by, created_at, next_run) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&s.id)
         .bind(&s.tenant)
@@ -496,7 +525,7 @@ impl Store {
     pub async fn list_schedules(&self, tenant: Option<&str>) -> Result<Vec<ScheduleRow>> {
         Ok(sqlx::query_as(
             "SELECT id, tenant, name, cron, template, created_by, created_at, next_run, last_run, last_job_id \
-             FROM schedules WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, name",
+             FROM schedules WHERE $1 IS NULL OR tenant = $1 ORDER BY tenant, name",
         )
         .bind(tenant)
         .fetch_all(&self.pool)
@@ -505,7 +534,7 @@ impl Store {
 
     /// Deletes a tenant's schedule; false if there was none.
     pub async fn delete_schedule(&self, tenant: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM schedules WHERE id = ? AND tenant = ?")
+        let done = sqlx::query("DELETE FROM schedules WHERE id = $1 AND tenant = $2")
             .bind(id)
             .bind(tenant)
             .execute(&self.pool)
@@ -523,8 +552,8 @@ impl Store {
         job_id: Option<&str>,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE schedules SET next_run = ?, last_run = ?, last_job_id = coalesce(?, last_job_id) \
-             WHERE id = ? AND next_run = ?",
+            "UPDATE schedules SET next_run = $1, last_run = $2, last_job_id = coalesce($3, last_job_id) \
+             WHERE id = $4 AND next_run = $5",
         )
         .bind(next)
         .bind(now_ms())
@@ -541,7 +570,7 @@ impl Store {
     /// serverName along the way.
     pub async fn apply(&self, id: &str, event: Event, server: &str) -> Result<JobState> {
         loop {
-            let from: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            let from: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -550,14 +579,14 @@ impl Store {
             let to = jobs::transition(from, event)?;
             let now = now_ms();
             let done = sqlx::query(
-                "UPDATE jobs SET state = ?1, updated_at = ?2, \
-                 started_at = CASE WHEN ?1 = 'Active' AND started_at IS NULL THEN ?2 \
-                                   WHEN ?1 = 'New' THEN NULL ELSE started_at END, \
-                 error = CASE WHEN ?1 = 'New' THEN NULL ELSE error END, \
-                 completed_at = CASE WHEN ?1 IN ('Complete', 'Failed', 'Cancelled') THEN ?2 \
-                                     WHEN ?1 = 'New' THEN NULL ELSE completed_at END, \
-                 server_name = CASE WHEN ?1 IN ('Preparing', 'Active') THEN ?3 ELSE server_name END \
-                 WHERE id = ?4 AND state = ?5",
+                "UPDATE jobs SET state = $1, updated_at = $2, \
+                 started_at = CASE WHEN $1 = 'Active' AND started_at IS NULL THEN $2 \
+                                   WHEN $1 = 'New' THEN NULL ELSE started_at END, \
+                 error = CASE WHEN $1 = 'New' THEN NULL ELSE error END, \
+                 completed_at = CASE WHEN $1 IN ('Complete', 'Failed', 'Cancelled') THEN $2 \
+                                     WHEN $1 = 'New' THEN NULL ELSE completed_at END, \
+                 server_name = CASE WHEN $1 IN ('Preparing', 'Active') THEN $3 ELSE server_name END \
+                 WHERE id = $4 AND state = $5",
             )
             .bind(to.as_str())
             .bind(now)
@@ -579,7 +608,7 @@ impl Store {
     /// Changes a job's priority unless it has ended; returns the job's state.
     pub async fn set_priority(&self, id: &str, priority: i64) -> Result<JobState> {
         let done = sqlx::query(
-            "UPDATE jobs SET priority = ?, updated_at = ? WHERE id = ? \
+            "UPDATE jobs SET priority = $1, updated_at = $2 WHERE id = $3 \
              AND state NOT IN ('Complete', 'Failed', 'Cancelled')",
         )
         .bind(priority)
@@ -604,7 +633,7 @@ impl Store {
     /// Deletes a job that has ended, with its tasks and logs.
     pub async fn delete_job(&self, id: &str) -> Result<()> {
         let mut tx = self.write().await?; // reads, then writes
-        let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+        let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -618,9 +647,9 @@ impl Store {
             .into());
         }
         for sql in [
-            "DELETE FROM tasks WHERE job_id = ?",
-            "DELETE FROM job_logs WHERE job_id = ?",
-            "DELETE FROM jobs WHERE id = ?",
+            "DELETE FROM tasks WHERE job_id = $1",
+            "DELETE FROM job_logs WHERE job_id = $1",
+            "DELETE FROM jobs WHERE id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
@@ -632,13 +661,13 @@ impl Store {
     pub async fn compute_total_size(&self, id: &str) -> Result<i64> {
         sqlx::query(
             "UPDATE jobs SET total_size = (SELECT coalesce(sum(a.size), 0) FROM tasks t \
-             JOIN assets a ON a.tenant = jobs.tenant AND a.path = t.path WHERE t.job_id = jobs.id) WHERE id = ?",
+             JOIN assets a ON a.tenant = jobs.tenant AND a.path = t.path WHERE t.job_id = jobs.id) WHERE id = $1",
         )
         .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(
-            sqlx::query_scalar("SELECT total_size FROM jobs WHERE id = ?")
+            sqlx::query_scalar("SELECT total_size FROM jobs WHERE id = $1")
                 .bind(id)
                 .fetch_one(&self.pool)
                 .await?,
@@ -647,7 +676,7 @@ impl Store {
 
     /// Records why a job failed.
     pub async fn set_error(&self, id: &str, message: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET error = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET error = $1, updated_at = $2 WHERE id = $3")
             .bind(message)
             .bind(now_ms())
             .bind(id)
@@ -660,7 +689,7 @@ impl Store {
     pub async fn set_progress(&self, id: &str, message: &str) -> Result<()> {
         let now = now_ms();
         sqlx::query(
-            "UPDATE jobs SET progress_message = ?, progress_at = ?, updated_at = ? WHERE id = ?",
+            "UPDATE jobs SET progress_message = $1, progress_at = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(message)
         .bind(now)
@@ -673,7 +702,7 @@ impl Store {
 
     /// Saves the plugin's checkpoint for a job.
     pub async fn set_checkpoint(&self, id: &str, state: &[u8]) -> Result<()> {
-        sqlx::query("UPDATE jobs SET checkpoint = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET checkpoint = $1 WHERE id = $2")
             .bind(state)
             .bind(id)
             .execute(&self.pool)
@@ -684,7 +713,7 @@ impl Store {
     /// The plugin's last checkpoint for a job.
     pub async fn checkpoint(&self, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(
-            sqlx::query_scalar("SELECT checkpoint FROM jobs WHERE id = ?")
+            sqlx::query_scalar("SELECT checkpoint FROM jobs WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -703,7 +732,7 @@ impl Store {
 
     /// Appends a line to a job's log.
     pub async fn log(&self, id: &str, level: &str, message: &str) -> Result<()> {
-        sqlx::query("INSERT INTO job_logs (job_id, at, level, message) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO job_logs (job_id, at, level, message) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(now_ms())
             .bind(level)
@@ -716,7 +745,7 @@ impl Store {
     /// How many log lines a job has.
     pub async fn log_count(&self, id: &str) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT count(*) FROM job_logs WHERE job_id = ?")
+            sqlx::query_scalar("SELECT count(*) FROM job_logs WHERE job_id = $1")
                 .bind(id)
                 .fetch_one(&self.pool)
                 .await?,
@@ -731,7 +760,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
-            "SELECT at, level, message FROM job_logs WHERE job_id = ? ORDER BY id LIMIT ? OFFSET ?",
+            "SELECT at, level, message FROM job_logs WHERE job_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
         )
         .bind(id)
         .bind(limit)
@@ -743,24 +772,27 @@ impl Store {
     /// Appends tasks to a job (numbered after the existing ones); returns the new total.
     pub async fn add_tasks(&self, id: &str, tasks: &[(String, Vec<u8>)]) -> Result<i64> {
         let mut tx = self.write().await?; // reads, then writes
-        let mut total: i64 = sqlx::query_scalar("SELECT total FROM jobs WHERE id = ?")
+        let mut total: i64 = sqlx::query_scalar("SELECT total FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
         for chunk in tasks.chunks(200) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT INTO tasks (job_id, seq, path, input, state) ");
-            q.push_values(chunk, |mut row, (path, input)| {
+            let mut q = Sql::new("INSERT INTO tasks (job_id, seq, path, input, state) VALUES ");
+            for (i, (path, input)) in chunk.iter().enumerate() {
                 total += 1;
-                row.push_bind(id)
-                    .push_bind(total)
-                    .push_bind(path)
-                    .push_bind(input)
-                    .push_bind("pending");
-            });
-            q.build().execute(&mut *tx).await?;
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .text(id)
+                    .push(", ")
+                    .int(total)
+                    .push(", ")
+                    .text(path.as_str())
+                    .push(", ")
+                    .bind(crate::db::Bind::Blob(input.clone()))
+                    .push(", 'pending')");
+            }
+            q.query().execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE jobs SET total = ?, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET total = $1, updated_at = $2 WHERE id = $3")
             .bind(total)
             .bind(now_ms())
             .bind(id)
@@ -773,11 +805,11 @@ impl Store {
     /// Forgets a job's tasks and counters (before planning it again).
     pub async fn clear_tasks(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM tasks WHERE job_id = ?")
+        sqlx::query("DELETE FROM tasks WHERE job_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE jobs SET total = 0, succeeded = 0, failed = 0, fuel_used = 0, cpu_ns = 0, checkpoint = NULL WHERE id = ?")
+        sqlx::query("UPDATE jobs SET total = 0, succeeded = 0, failed = 0, fuel_used = 0, cpu_ns = 0, checkpoint = NULL WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -791,7 +823,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT j.id, j.tenant, j.priority, j.weight, COALESCE(t.weight, 1), \
              (SELECT count(*) FROM (SELECT 1 FROM tasks k WHERE k.job_id = j.id \
-               AND k.state = 'pending' AND k.not_before <= ?1 LIMIT ?2)) AS ready \
+               AND k.state = 'pending' AND k.not_before <= $1 LIMIT $2) AS due) AS ready \
              FROM jobs j LEFT JOIN tenants t ON t.tenant = j.tenant \
              WHERE j.state = 'Active' ORDER BY j.priority DESC, j.created_at",
         )
@@ -813,22 +845,37 @@ impl Store {
             .collect())
     }
 
-    /// Claims up to `limit` due pending tasks of one job, if it is still Active.
+    /// Claims up to `limit` due pending tasks of one job, if it is still Active,
+    /// under `lease`.
     ///
-    /// One statement, so it takes the write lock at once: a read-then-write
-    /// transaction could not upgrade after another writer committed (WAL).
-    pub async fn claim_job_tasks(&self, job_id: &str, limit: i64) -> Result<Vec<ClaimedTask>> {
-        let rows = sqlx::query(
-            "UPDATE tasks SET state = 'running', started_at = ?1, attempts = attempts + 1 \
-             WHERE job_id = ?2 AND seq IN (SELECT seq FROM tasks WHERE job_id = ?2 \
-               AND state = 'pending' AND not_before <= ?1 \
-               AND EXISTS (SELECT 1 FROM jobs WHERE id = ?2 AND state = 'Active') \
-               ORDER BY seq LIMIT ?3) \
+    /// One statement, so on SQLite it takes the write lock at once (a
+    /// read-then-write transaction could not upgrade after another writer
+    /// committed); on PostgreSQL rows that another node is claiming are
+    /// skipped (`FOR UPDATE SKIP LOCKED`), so nodes never wait on each other.
+    pub async fn claim_job_tasks(
+        &self,
+        job_id: &str,
+        limit: i64,
+        lease: &Lease,
+    ) -> Result<Vec<ClaimedTask>> {
+        // The picked rows are materialized first: PostgreSQL could otherwise
+        // run a LIMIT subquery once per candidate row and update more.
+        let rows = sqlx::query(&format!(
+            "WITH picked AS MATERIALIZED (SELECT seq FROM tasks WHERE job_id = $2 \
+               AND state = 'pending' AND not_before <= $1 \
+               AND EXISTS (SELECT 1 FROM jobs WHERE id = $2 AND state = 'Active') \
+               ORDER BY seq LIMIT $3{}) \
+             UPDATE tasks SET state = 'running', started_at = $1, attempts = attempts + 1, \
+             owner = $4, lease_until = $5 \
+             WHERE job_id = $2 AND seq IN (SELECT seq FROM picked) \
              RETURNING seq, path, input, attempts - 1",
-        )
+            self.db.skip_locked()
+        ))
         .bind(now_ms())
         .bind(job_id)
         .bind(limit)
+        .bind(&lease.owner)
+        .bind(lease.until())
         .fetch_all(&self.pool)
         .await?;
         let mut claimed: Vec<ClaimedTask> = rows
@@ -850,7 +897,7 @@ impl Store {
     pub async fn waiting_jobs(&self) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT id, priority FROM jobs WHERE state IN ('Preparing', 'Ready') \
-             OR (state = 'New' AND (run_at IS NULL OR run_at <= ?))",
+             OR (state = 'New' AND (run_at IS NULL OR run_at <= $1))",
         )
         .bind(now_ms())
         .fetch_all(&self.pool)
@@ -861,7 +908,7 @@ impl Store {
     pub async fn preempt(&self, id: &str, by: &str) -> Result<bool> {
         let to = jobs::transition(JobState::Active, Event::Pause)?;
         let done = sqlx::query(
-            "UPDATE jobs SET state = ?, preempted_by = ?, updated_at = ? WHERE id = ? AND state = 'Active'",
+            "UPDATE jobs SET state = $1, preempted_by = $2, updated_at = $3 WHERE id = $4 AND state = 'Active'",
         )
         .bind(to.as_str())
         .bind(by)
@@ -886,8 +933,8 @@ impl Store {
     pub async fn resume_preempted(&self, id: &str) -> Result<bool> {
         let to = jobs::transition(JobState::Paused, Event::Resume)?;
         let done = sqlx::query(
-            "UPDATE jobs SET state = ?, preempted_by = NULL, updated_at = ? \
-             WHERE id = ? AND state = 'Paused' AND preempted_by IS NOT NULL",
+            "UPDATE jobs SET state = $1, preempted_by = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = 'Paused' AND preempted_by IS NOT NULL",
         )
         .bind(to.as_str())
         .bind(now_ms())
@@ -901,7 +948,7 @@ impl Store {
     /// longer resumes it. True if it was preempted.
     pub async fn clear_preemption(&self, id: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE jobs SET preempted_by = NULL WHERE id = ? AND preempted_by IS NOT NULL",
+            "UPDATE jobs SET preempted_by = NULL WHERE id = $1 AND preempted_by IS NOT NULL",
         )
         .bind(id)
         .execute(&self.pool)
@@ -912,7 +959,7 @@ impl Store {
     /// Changes a job's weight unless it has ended.
     pub async fn set_weight(&self, id: &str, weight: i64) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE jobs SET weight = ?, updated_at = ? WHERE id = ? \
+            "UPDATE jobs SET weight = $1, updated_at = $2 WHERE id = $3 \
              AND state NOT IN ('Complete', 'Failed', 'Cancelled')",
         )
         .bind(weight.max(1))
@@ -938,7 +985,7 @@ impl Store {
     pub async fn tenants(&self, tenant: Option<&str>) -> Result<Vec<TenantRow>> {
         Ok(sqlx::query_as(
             "SELECT tenant, weight, cpu_ns, fuel_used FROM tenants \
-             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant",
+             WHERE $1 IS NULL OR tenant = $1 ORDER BY tenant",
         )
         .bind(tenant)
         .fetch_all(&self.pool)
@@ -948,8 +995,8 @@ impl Store {
     /// Sets a tenant's weight (creating its account).
     pub async fn set_tenant_weight(&self, tenant: &str, weight: i64) -> Result<TenantRow> {
         sqlx::query(
-            "INSERT INTO tenants (tenant, weight) VALUES (?1, ?2) \
-             ON CONFLICT (tenant) DO UPDATE SET weight = ?2",
+            "INSERT INTO tenants (tenant, weight) VALUES ($1, $2) \
+             ON CONFLICT (tenant) DO UPDATE SET weight = $2",
         )
         .bind(tenant)
         .bind(weight.max(1))
@@ -967,18 +1014,23 @@ impl Store {
     /// In the same transaction, a failed task that takes an Active job past
     /// `failure` moves the job to Failing (so no further task of it is
     /// claimed); the reason is returned.
+    ///
+    /// Only the claim that still holds the task counts: if its lease expired
+    /// and another node took the task over, nothing changes and the result is
+    /// `Err(StoreError::LeaseLost)`.
     pub async fn finish_task(
         &self,
-        job_id: &str,
-        seq: i64,
+        task: &ClaimedTask,
         result: &TaskResult,
         failure: FailureThreshold,
     ) -> Result<Option<String>> {
+        let (job_id, seq) = (task.job_id.as_str(), task.seq);
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        sqlx::query(
-            "UPDATE tasks SET state = ?, code = ?, message = ?, etag = ?, fuel_used = fuel_used + ?, \
-             cpu_ns = cpu_ns + ?, finished_at = ? WHERE job_id = ? AND seq = ?",
+        let done = sqlx::query(
+            "UPDATE tasks SET state = $1, code = $2, message = $3, etag = $4, fuel_used = fuel_used + $5, \
+             cpu_ns = cpu_ns + $6, finished_at = $7, lease_until = NULL \
+             WHERE job_id = $8 AND seq = $9 AND state = 'running' AND attempts = $10",
         )
         .bind(if result.succeeded { "succeeded" } else { "failed" })
         .bind(result.code)
@@ -989,15 +1041,19 @@ impl Store {
         .bind(now)
         .bind(job_id)
         .bind(seq)
+        .bind(task.attempts + 1)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(job_id.to_string(), seq));
+        }
         let column = if result.succeeded {
             "succeeded"
         } else {
             "failed"
         };
         sqlx::query(&format!(
-            "UPDATE jobs SET {column} = {column} + 1, updated_at = ? WHERE id = ?"
+            "UPDATE jobs SET {column} = {column} + 1, updated_at = $1 WHERE id = $2"
         ))
         .bind(now)
         .bind(job_id)
@@ -1007,7 +1063,7 @@ impl Store {
         let mut failed_job = None;
         if !result.succeeded {
             let (state, total, succeeded, failed): (String, i64, i64, i64) =
-                sqlx::query_as("SELECT state, total, succeeded, failed FROM jobs WHERE id = ?")
+                sqlx::query_as("SELECT state, total, succeeded, failed FROM jobs WHERE id = $1")
                     .bind(job_id)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -1021,7 +1077,7 @@ impl Store {
                     failure.percent
                 );
                 sqlx::query(
-                    "UPDATE jobs SET state = ?, error = ? WHERE id = ? AND state = 'Active'",
+                    "UPDATE jobs SET state = $1, error = $2 WHERE id = $3 AND state = 'Active'",
                 )
                 .bind(to.as_str())
                 .bind(&reason)
@@ -1036,17 +1092,19 @@ impl Store {
     }
 
     /// Puts a task back in the queue after a transient failure, not before `not_before`.
+    /// Like [`Store::finish_task`], only the claim that still holds the task counts.
     pub async fn retry_task(
         &self,
-        job_id: &str,
-        seq: i64,
+        task: &ClaimedTask,
         not_before: i64,
         result: &TaskResult,
     ) -> Result<()> {
+        let (job_id, seq) = (task.job_id.as_str(), task.seq);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE tasks SET state = 'pending', not_before = ?, code = ?, message = ?, \
-             fuel_used = fuel_used + ?, cpu_ns = cpu_ns + ? WHERE job_id = ? AND seq = ?",
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'pending', not_before = $1, code = $2, message = $3, \
+             fuel_used = fuel_used + $4, cpu_ns = cpu_ns + $5, owner = NULL, lease_until = NULL \
+             WHERE job_id = $6 AND seq = $7 AND state = 'running' AND attempts = $8",
         )
         .bind(not_before)
         .bind(result.code)
@@ -1055,8 +1113,12 @@ impl Store {
         .bind(result.cpu_ns as i64)
         .bind(job_id)
         .bind(seq)
+        .bind(task.attempts + 1)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(job_id.to_string(), seq));
+        }
         charge(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
         tx.commit().await?;
         Ok(())
@@ -1065,7 +1127,7 @@ impl Store {
     /// How many of the job's tasks are in each state.
     pub async fn task_counts(&self, job: &Job) -> Result<TaskCounts> {
         let rows = sqlx::query(
-            "SELECT state, count(*) FROM tasks WHERE job_id = ? AND state IN ('pending', 'running') GROUP BY state",
+            "SELECT state, count(*) FROM tasks WHERE job_id = $1 AND state IN ('pending', 'running') GROUP BY state",
         )
         .bind(&job.id)
         .fetch_all(&self.pool)
@@ -1089,10 +1151,11 @@ impl Store {
     /// Active jobs whose tasks have all ended.
     pub async fn drained_jobs(&self, state: JobState) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM jobs j WHERE state = ? AND NOT EXISTS \
-             (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('pending', 'running'))",
+            "SELECT id FROM jobs j WHERE state = $1 AND (owner IS NULL OR lease_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('pending', 'running'))",
         )
         .bind(state.as_str())
+        .bind(now_ms())
         .fetch_all(&self.pool)
         .await?)
     }
@@ -1100,10 +1163,11 @@ impl Store {
     /// Jobs in `state` with no task running (pending ones may remain).
     pub async fn idle_jobs(&self, state: JobState) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM jobs j WHERE state = ? AND NOT EXISTS \
-             (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')",
+            "SELECT id FROM jobs j WHERE state = $1 AND (owner IS NULL OR lease_until < $2) \
+             AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'running')",
         )
         .bind(state.as_str())
+        .bind(now_ms())
         .fetch_all(&self.pool)
         .await?)
     }
@@ -1111,8 +1175,8 @@ impl Store {
     /// A page of a job's tasks in plan order.
     pub async fn list_tasks(&self, job_id: &str, offset: i64, limit: i64) -> Result<Vec<TaskRow>> {
         Ok(sqlx::query_as::<_, TaskRow>(
-            "SELECT seq, path, state, code, message, etag, attempts, fuel_used, cpu_ns, started_at, finished_at \
-             FROM tasks WHERE job_id = ? ORDER BY seq LIMIT ? OFFSET ?",
+            "SELECT seq, path, state, code, message, etag, attempts, fuel_used, cpu_ns, started_at, finished_at, \
+             owner AS node FROM tasks WHERE job_id = $1 ORDER BY seq LIMIT $2 OFFSET $3",
         )
         .bind(job_id)
         .bind(limit)
@@ -1139,9 +1203,9 @@ impl Store {
     pub async fn purge_finished(&self, cutoff: i64, keep: u64) -> Result<u64> {
         let mut tx = self.write().await?; // reads, then writes
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') AND (completed_at < ?1 \
+            "SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') AND (completed_at < $1 \
              OR id NOT IN (SELECT id FROM jobs WHERE state IN ('Complete', 'Failed', 'Cancelled') \
-                           ORDER BY completed_at DESC, id DESC LIMIT ?2))",
+                           ORDER BY completed_at DESC, id DESC LIMIT $2))",
         )
         .bind(cutoff)
         .bind(keep.min(i64::MAX as u64) as i64)
@@ -1149,9 +1213,9 @@ impl Store {
         .await?;
         for id in &ids {
             for sql in [
-                "DELETE FROM tasks WHERE job_id = ?",
-                "DELETE FROM job_logs WHERE job_id = ?",
-                "DELETE FROM jobs WHERE id = ?",
+                "DELETE FROM tasks WHERE job_id = $1",
+                "DELETE FROM job_logs WHERE job_id = $1",
+                "DELETE FROM jobs WHERE id = $1",
             ] {
                 sqlx::query(sql).bind(id).execute(&mut *tx).await?;
             }
@@ -1175,7 +1239,7 @@ impl Store {
             tenant: tenant.to_string(),
             created_at: now_ms(),
         };
-        sqlx::query("INSERT INTO tokens (id, name, role, tenant, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO tokens (id, name, role, tenant, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&row.id)
             .bind(&row.name)
             .bind(&row.role)
@@ -1190,7 +1254,7 @@ impl Store {
     /// The token with this secret, if any.
     pub async fn token_by_secret(&self, secret: &str) -> Result<Option<TokenRow>> {
         Ok(
-            sqlx::query_as("SELECT id, name, role, tenant, created_at FROM tokens WHERE hash = ?")
+            sqlx::query_as("SELECT id, name, role, tenant, created_at FROM tokens WHERE hash = $1")
                 .bind(auth::hash(secret))
                 .fetch_optional(&self.pool)
                 .await?,
@@ -1208,45 +1272,156 @@ impl Store {
 
     /// Revokes a token; false if there was none.
     pub async fn delete_token(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM tokens WHERE id = ?")
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    /// After a restart of this (single) host: tasks that were running are
-    /// queued again, and jobs caught while planning are planned again.
+    /// After a restart of node `server`: the tasks it was running are queued
+    /// again, the jobs it was planning are planned again, and the jobs it held
+    /// are let go (other nodes' claims are left to their leases).
     pub async fn recover(&self, server: &str) -> Result<(u64, Vec<String>)> {
-        let requeued = sqlx::query("UPDATE tasks SET state = 'pending' WHERE state = 'running'")
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let replan = self.jobs_in_state(JobState::Preparing, i64::MAX).await?;
+        let requeued = sqlx::query(
+            "UPDATE tasks SET state = 'pending', owner = NULL, lease_until = NULL \
+             WHERE state = 'running' AND (owner = $1 OR owner IS NULL)",
+        )
+        .bind(server)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let replan: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'Preparing' AND (owner = $1 OR owner IS NULL)",
+        )
+        .bind(server)
+        .fetch_all(&self.pool)
+        .await?;
         for id in &replan {
-            self.clear_tasks(id).await?;
-            self.apply(id, Event::Replan, server).await?;
+            self.replan(id, server).await?;
         }
+        sqlx::query("UPDATE jobs SET owner = NULL, lease_until = NULL WHERE owner = $1")
+            .bind(server)
+            .execute(&self.pool)
+            .await?;
         Ok((requeued, replan))
+    }
+
+    /// Pushes on the leases `lease`'s owner holds, on tasks and on jobs;
+    /// returns how many tasks it holds.
+    pub async fn renew_leases(&self, lease: &Lease) -> Result<u64> {
+        let until = lease.until();
+        let tasks =
+            sqlx::query("UPDATE tasks SET lease_until = $2 WHERE state = 'running' AND owner = $1")
+                .bind(&lease.owner)
+                .bind(until)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        sqlx::query("UPDATE jobs SET lease_until = $2 WHERE owner = $1")
+            .bind(&lease.owner)
+            .bind(until)
+            .execute(&self.pool)
+            .await?;
+        Ok(tasks)
+    }
+
+    /// Takes over what nodes that stopped renewing their leases held: their
+    /// running tasks are queued again (tasks are idempotent by contract), the
+    /// jobs they were planning are planned again by `server`, and the jobs
+    /// they were finishing are let go. Returns (tasks requeued, jobs replanned).
+    pub async fn rescue_expired(&self, server: &str) -> Result<(u64, Vec<String>)> {
+        let now = now_ms();
+        let requeued = sqlx::query(
+            "UPDATE tasks SET state = 'pending', owner = NULL, lease_until = NULL \
+             WHERE state = 'running' AND coalesce(lease_until, 0) < $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let expired: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, state FROM jobs WHERE owner IS NOT NULL AND lease_until < $1",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut replanned = Vec::new();
+        for (id, state) in expired {
+            if state == JobState::Preparing.as_str() {
+                let lease = Lease::new(server, std::time::Duration::from_secs(60));
+                if self.lease_job(&id, &lease).await? {
+                    self.replan(&id, server).await?;
+                    self.release_job(&id, server).await?;
+                    replanned.push(id);
+                }
+            } else {
+                sqlx::query(
+                    "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE id = $1 AND lease_until < $2",
+                )
+                .bind(&id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok((requeued, replanned))
+    }
+
+    /// Forgets a Preparing job's partial plan and sends it back to New.
+    async fn replan(&self, id: &str, server: &str) -> Result<()> {
+        self.clear_tasks(id).await?;
+        match self.apply(id, Event::Replan, server).await {
+            Ok(_) | Err(StoreError::Forbidden(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes a job for work only one node may do at a time (planning,
+    /// finishing) unless another node holds it; true if `lease` now holds it.
+    pub async fn lease_job(&self, id: &str, lease: &Lease) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET owner = $2, lease_until = $3 \
+             WHERE id = $1 AND (owner IS NULL OR owner = $2 OR lease_until < $4)",
+        )
+        .bind(id)
+        .bind(&lease.owner)
+        .bind(lease.until())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Lets go of a job that `owner` held.
+    pub async fn release_job(&self, id: &str, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE id = $1 AND owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 
 /// Adds a call's cost to its job's and its tenant's accounts.
 async fn charge(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Any>,
     job_id: &str,
     fuel: u64,
     cpu_ns: u64,
 ) -> Result<()> {
-    sqlx::query("UPDATE jobs SET fuel_used = fuel_used + ?, cpu_ns = cpu_ns + ? WHERE id = ?")
+    sqlx::query("UPDATE jobs SET fuel_used = fuel_used + $1, cpu_ns = cpu_ns + $2 WHERE id = $3")
         .bind(fuel as i64)
         .bind(cpu_ns as i64)
         .bind(job_id)
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "INSERT INTO tenants (tenant, fuel_used, cpu_ns) SELECT tenant, ?1, ?2 FROM jobs WHERE id = ?3 \
-         ON CONFLICT (tenant) DO UPDATE SET fuel_used = fuel_used + ?1, cpu_ns = cpu_ns + ?2",
+        "INSERT INTO tenants (tenant, fuel_used, cpu_ns) SELECT tenant, $1, $2 FROM jobs WHERE id = $3 \
+         ON CONFLICT (tenant) DO UPDATE SET fuel_used = tenants.fuel_used + $1, cpu_ns = tenants.cpu_ns + $2",
     )
     .bind(fuel as i64)
     .bind(cpu_ns as i64)

@@ -118,7 +118,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deliveries))
 }
 
-fn webhook_json(row: &sqlx::sqlite::SqliteRow) -> Value {
+fn webhook_json(row: &sqlx::any::AnyRow) -> Value {
     use sqlx::Row;
     let events: Value =
         serde_json::from_str(&row.get::<String, _>("events")).unwrap_or_else(|_| json!([]));
@@ -192,7 +192,7 @@ async fn create_webhook(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO webhooks (id, tenant, url, events, secret, created_by, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(&caller.tenant)
@@ -221,7 +221,7 @@ async fn create_webhook(
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "notifications", responses((status = 200, description = "The tenant's webhooks (no secrets)", body = serde_json::Value), (status = 401, description = "No valid token"), (status = 403, description = "Role or tenant may not")))]
 async fn list_webhooks(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = api::caller(&app, &headers, Action::Read).await?;
-    let rows = sqlx::query("SELECT * FROM webhooks WHERE tenant = ? ORDER BY created_at, id")
+    let rows = sqlx::query("SELECT * FROM webhooks WHERE tenant = $1 ORDER BY created_at, id")
         .bind(&caller.tenant)
         .fetch_all(app.store.pool())
         .await
@@ -236,7 +236,7 @@ async fn find_webhook(app: &AppState, tenant: &str, id: &str) -> ApiResult<()> {
         return Err(ApiError::bad("id", format!("{id:?} is not a webhook id")));
     }
     let found: Option<String> =
-        sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ? AND tenant = ?")
+        sqlx::query_scalar("SELECT id FROM webhooks WHERE id = $1 AND tenant = $2")
             .bind(id)
             .bind(tenant)
             .fetch_optional(app.store.pool())
@@ -267,9 +267,9 @@ async fn delete_webhook(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     for sql in [
-        "UPDATE deliveries SET state = 'failed', last_error = 'the webhook was deleted', finished_at = ?2 \
-         WHERE webhook_id = ?1 AND state = 'pending'",
-        "DELETE FROM webhooks WHERE id = ?1",
+        "UPDATE deliveries SET state = 'failed', last_error = 'the webhook was deleted', finished_at = $2 \
+         WHERE webhook_id = $1 AND state = 'pending'",
+        "DELETE FROM webhooks WHERE id = $1",
     ] {
         sqlx::query(sql)
             .bind(&id)
@@ -296,7 +296,7 @@ async fn list_deliveries(
     find_webhook(&app, &caller.tenant, &id).await?;
     let limit = api::int_param(&query, "limit", 100, 1, 1000)?;
     let rows = sqlx::query(
-        "SELECT * FROM deliveries WHERE webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+        "SELECT * FROM deliveries WHERE webhook_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
     )
     .bind(&id)
     .bind(limit as i64)

@@ -1,14 +1,30 @@
-//! The asset repository on a real SQLite file and a real local directory:
-//! import, listing, references, delete, move and typed metadata.
+//! The asset repository on a real database (SQLite and PostgreSQL) and a real
+//! local directory: import, listing, references, delete, move and typed metadata.
 
+mod backends;
+
+use backends::{Engine, TestDb, database};
 use bytes::Bytes;
 use wasmq::assets::{AssetRepo, MetaValue, Property};
 use wasmq::paths::Scope;
 use wasmq::store::Store;
 
-async fn open() -> (tempfile::TempDir, AssetRepo) {
+/// A temporary directory for the binaries, with the database it belongs with.
+struct Dirs {
+    dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+impl Dirs {
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+async fn open(engine: Engine) -> (Dirs, AssetRepo) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("wasmq.db")).await.unwrap();
+    let db = database(engine).await;
+    let store = Store::connect(&db.url).await.unwrap();
     let repo = AssetRepo::local(
         store.pool().clone(),
         &dir.path().join("assets"),
@@ -16,12 +32,11 @@ async fn open() -> (tempfile::TempDir, AssetRepo) {
         &dir.path().join("published"),
     )
     .unwrap();
-    (dir, repo)
+    (Dirs { dir, _db: db }, repo)
 }
 
-#[tokio::test]
-async fn import_lists_and_records_references() {
-    let (dir, repo) = open().await;
+async fn import_lists_and_records_references(engine: Engine) {
+    let (dir, repo) = open(engine).await;
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("img/deep")).unwrap();
     std::fs::write(src.join("img/a.png"), b"png-a").unwrap();
@@ -112,9 +127,8 @@ async fn import_lists_and_records_references() {
     );
 }
 
-#[tokio::test]
-async fn delete_removes_binary_row_metadata_and_outgoing_references() {
-    let (dir, repo) = open().await;
+async fn delete_removes_binary_row_metadata_and_outgoing_references(engine: Engine) {
+    let (dir, repo) = open(engine).await;
     repo.write(
         "t",
         "/content/c/a.png",
@@ -162,9 +176,8 @@ async fn delete_removes_binary_row_metadata_and_outgoing_references() {
     assert!(repo.metadata("t", "/content/c/p.html").await.is_err());
 }
 
-#[tokio::test]
-async fn move_keeps_the_asset_whole_and_references_follow() {
-    let (dir, repo) = open().await;
+async fn move_keeps_the_asset_whole_and_references_follow(engine: Engine) {
+    let (dir, repo) = open(engine).await;
     let a = repo
         .write(
             "t",
@@ -213,9 +226,8 @@ async fn move_keeps_the_asset_whole_and_references_follow() {
     );
 }
 
-#[tokio::test]
-async fn metadata_round_trips_types_and_multi_values() {
-    let (_dir, repo) = open().await;
+async fn metadata_round_trips_types_and_multi_values(engine: Engine) {
+    let (_dir, repo) = open(engine).await;
     repo.write("t", "/c/a.png", Bytes::from_static(b"a"), "image/png")
         .await
         .unwrap();
@@ -284,9 +296,8 @@ async fn metadata_round_trips_types_and_multi_values() {
     );
 }
 
-#[tokio::test]
-async fn renditions_move_publish_and_go_with_their_asset() {
-    let (dir, repo) = open().await;
+async fn renditions_move_publish_and_go_with_their_asset(engine: Engine) {
+    let (dir, repo) = open(engine).await;
     repo.write("t", "/c/a.png", Bytes::from_static(b"png"), "image/png")
         .await
         .unwrap();
@@ -376,9 +387,8 @@ async fn renditions_move_publish_and_go_with_their_asset() {
     assert!(!repo.unpublish("t", "/c/a.png").await.unwrap());
 }
 
-#[tokio::test]
-async fn a_move_rewrites_referring_texts_and_keeps_the_references() {
-    let (_dir, repo) = open().await;
+async fn a_move_rewrites_referring_texts_and_keeps_the_references(engine: Engine) {
+    let (_dir, repo) = open(engine).await;
     repo.write(
         "t",
         "/content/img/a.png",
@@ -427,3 +437,12 @@ async fn a_move_rewrites_referring_texts_and_keeps_the_references() {
             .is_empty()
     );
 }
+
+on_both_engines!(
+    import_lists_and_records_references,
+    delete_removes_binary_row_metadata_and_outgoing_references,
+    move_keeps_the_asset_whole_and_references_follow,
+    metadata_round_trips_types_and_multi_values,
+    renditions_move_publish_and_go_with_their_asset,
+    a_move_rewrites_referring_texts_and_keeps_the_references,
+);

@@ -1,8 +1,14 @@
-//! The job store on a real SQLite file: submission, transitions checked by the
-//! state machine, task claiming and outcomes, counters, and crash recovery.
+//! The store's conformance suite, run on SQLite and on PostgreSQL: submission,
+//! transitions checked by the state machine, claims and leases, outcomes,
+//! counters, and crash recovery.
 
+mod backends;
+
+use std::time::Duration;
+
+use backends::{Engine, TestDb, database};
 use wasmq::jobs::{Event, FailureThreshold, JobState};
-use wasmq::store::{JobFilter, NewJob, Store, StoreError, TaskResult};
+use wasmq::store::{JobFilter, Lease, NewJob, Store, StoreError, TaskResult};
 
 fn new_job(tenant: &str) -> NewJob {
     NewJob {
@@ -28,10 +34,15 @@ fn new_job(tenant: &str) -> NewJob {
     }
 }
 
-async fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("wasmq.db")).await.unwrap();
-    (dir, store)
+async fn open(engine: Engine) -> (TestDb, Store) {
+    let db = database(engine).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    (db, store)
+}
+
+/// Node `n`'s lease.
+fn lease() -> Lease {
+    Lease::new("n", Duration::from_secs(30))
 }
 
 fn ok(code: i64) -> TaskResult {
@@ -45,9 +56,8 @@ fn ok(code: i64) -> TaskResult {
     }
 }
 
-#[tokio::test]
-async fn a_job_runs_through_its_states_and_keeps_its_fields() {
-    let (_dir, store) = open().await;
+async fn a_job_runs_through_its_states_and_keeps_its_fields(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let job = store.insert_job(&new_job("t1")).await.unwrap();
     assert_eq!(job.state(), JobState::New);
     assert_eq!(job.excluded(), vec!["/content/dam/x/keep".to_string()]);
@@ -75,7 +85,13 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
         .await
         .unwrap();
     // Tasks of a job that is not Active are not handed out.
-    assert!(store.claim_job_tasks(&job.id, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_job_tasks(&job.id, 10, &lease())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.claimable_jobs(10).await.unwrap().is_empty());
     store.apply(&job.id, Event::Start, "node-a").await.unwrap();
 
@@ -88,26 +104,24 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
         ),
         (1, 2, 1)
     );
-    let claimed = store.claim_job_tasks(&job.id, 10).await.unwrap();
+    let claimed = store.claim_job_tasks(&job.id, 10, &lease()).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert_eq!(claimed[1].input, b"in");
     assert!(
-        store.claim_job_tasks(&job.id, 10).await.unwrap().is_empty(),
+        store
+            .claim_job_tasks(&job.id, 10, &lease())
+            .await
+            .unwrap()
+            .is_empty(),
         "running tasks are not claimed twice"
     );
     store
-        .finish_task(
-            &job.id,
-            claimed[0].seq,
-            &ok(200),
-            FailureThreshold::default(),
-        )
+        .finish_task(&claimed[0], &ok(200), FailureThreshold::default())
         .await
         .unwrap();
     store
         .finish_task(
-            &job.id,
-            claimed[1].seq,
+            &claimed[1],
             &TaskResult {
                 succeeded: false,
                 code: 409,
@@ -158,9 +172,8 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields() {
     );
 }
 
-#[tokio::test]
-async fn forbidden_transitions_change_nothing() {
-    let (_dir, store) = open().await;
+async fn forbidden_transitions_change_nothing(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let job = store.insert_job(&new_job("t1")).await.unwrap();
     let err = store
         .apply(&job.id, Event::Finished, "n")
@@ -177,9 +190,8 @@ async fn forbidden_transitions_change_nothing() {
     ));
 }
 
-#[tokio::test]
-async fn transient_failures_wait_before_they_run_again() {
-    let (_dir, store) = open().await;
+async fn transient_failures_wait_before_they_run_again(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let job = store.insert_job(&new_job("t1")).await.unwrap();
     for e in [Event::Prepare, Event::Planned { confirm: false }] {
         store.apply(&job.id, e, "n").await.unwrap();
@@ -189,12 +201,15 @@ async fn transient_failures_wait_before_they_run_again() {
         .await
         .unwrap();
     store.apply(&job.id, Event::Start, "n").await.unwrap();
-    let task = store.claim_job_tasks(&job.id, 1).await.unwrap().remove(0);
+    let task = store
+        .claim_job_tasks(&job.id, 1, &lease())
+        .await
+        .unwrap()
+        .remove(0);
     let later = wasmq::store::now_ms() + 60_000;
     store
         .retry_task(
-            &job.id,
-            task.seq,
+            &task,
             later,
             &TaskResult {
                 succeeded: false,
@@ -208,7 +223,11 @@ async fn transient_failures_wait_before_they_run_again() {
         .await
         .unwrap();
     assert!(
-        store.claim_job_tasks(&job.id, 1).await.unwrap().is_empty(),
+        store
+            .claim_job_tasks(&job.id, 1, &lease())
+            .await
+            .unwrap()
+            .is_empty(),
         "not before its backoff"
     );
     let counts = store
@@ -218,9 +237,8 @@ async fn transient_failures_wait_before_they_run_again() {
     assert_eq!((counts.pending, counts.running, counts.failed), (1, 0, 0));
 }
 
-#[tokio::test]
-async fn recovery_requeues_running_tasks_and_replans_preparing_jobs() {
-    let (dir, store) = open().await;
+async fn recovery_requeues_running_tasks_and_replans_preparing_jobs(engine: Engine) {
+    let (db, store) = open(engine).await;
     let active = store.insert_job(&new_job("t1")).await.unwrap();
     for e in [Event::Prepare, Event::Planned { confirm: false }] {
         store.apply(&active.id, e, "n").await.unwrap();
@@ -230,7 +248,14 @@ async fn recovery_requeues_running_tasks_and_replans_preparing_jobs() {
         .await
         .unwrap();
     store.apply(&active.id, Event::Start, "n").await.unwrap();
-    assert_eq!(store.claim_job_tasks(&active.id, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .claim_job_tasks(&active.id, 1, &lease())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let planning = store.insert_job(&new_job("t1")).await.unwrap();
     store
         .apply(&planning.id, Event::Prepare, "n")
@@ -243,22 +268,25 @@ async fn recovery_requeues_running_tasks_and_replans_preparing_jobs() {
     drop(store);
 
     // A new process opens the same file.
-    let store = Store::open(&dir.path().join("wasmq.db")).await.unwrap();
+    let store = Store::connect(&db.url).await.unwrap();
     let (requeued, replanned) = store.recover("n").await.unwrap();
     assert_eq!(requeued, 1);
     assert_eq!(replanned, vec![planning.id.clone()]);
     let planning = store.get_job(&planning.id).await.unwrap().unwrap();
     assert_eq!((planning.state(), planning.total), (JobState::New, 0));
     assert_eq!(
-        store.claim_job_tasks(&active.id, 5).await.unwrap().len(),
+        store
+            .claim_job_tasks(&active.id, 5, &lease())
+            .await
+            .unwrap()
+            .len(),
         1,
         "the interrupted task runs again"
     );
 }
 
-#[tokio::test]
-async fn listing_filters_by_tenant_state_and_type() {
-    let (_dir, store) = open().await;
+async fn listing_filters_by_tenant_state_and_type(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let a = store.insert_job(&new_job("t1")).await.unwrap();
     store.insert_job(&new_job("t1")).await.unwrap();
     store.insert_job(&new_job("t2")).await.unwrap();
@@ -312,9 +340,8 @@ async fn listing_filters_by_tenant_state_and_type() {
     assert_eq!(store.list_jobs(&history).await.unwrap().1, 1);
 }
 
-#[tokio::test]
-async fn names_are_unique_per_tenant() {
-    let (_dir, store) = open().await;
+async fn names_are_unique_per_tenant(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let named = |tenant: &str| NewJob {
         name: Some("nightly".into()),
         ..new_job(tenant)
@@ -329,9 +356,8 @@ async fn names_are_unique_per_tenant() {
     store.insert_job(&new_job("t1")).await.unwrap();
 }
 
-#[tokio::test]
-async fn the_failure_threshold_fails_the_job_with_its_last_task() {
-    let (_dir, store) = open().await;
+async fn the_failure_threshold_fails_the_job_with_its_last_task(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let job = store.insert_job(&new_job("t1")).await.unwrap();
     for e in [Event::Prepare, Event::Planned { confirm: false }] {
         store.apply(&job.id, e, "n").await.unwrap();
@@ -353,39 +379,39 @@ async fn the_failure_threshold_fails_the_job_with_its_last_task() {
         fuel_used: 0,
         cpu_ns: 0,
     };
-    let claimed = store.claim_job_tasks(&job.id, 2).await.unwrap();
+    let claimed = store.claim_job_tasks(&job.id, 2, &lease()).await.unwrap();
     assert_eq!(
         store
-            .finish_task(&job.id, claimed[0].seq, &ok(200), threshold)
+            .finish_task(&claimed[0], &ok(200), threshold)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .finish_task(&job.id, claimed[1].seq, &fail, threshold)
+            .finish_task(&claimed[1], &fail, threshold)
             .await
             .unwrap(),
         None,
         "1 of 2 is not more than half"
     );
-    let next = store.claim_job_tasks(&job.id, 1).await.unwrap();
-    let reason = store
-        .finish_task(&job.id, next[0].seq, &fail, threshold)
-        .await
-        .unwrap();
+    let next = store.claim_job_tasks(&job.id, 1, &lease()).await.unwrap();
+    let reason = store.finish_task(&next[0], &fail, threshold).await.unwrap();
     assert!(reason.unwrap().contains("2 of the 3"));
     let failing = store.get_job(&job.id).await.unwrap().unwrap();
     assert_eq!(failing.state(), JobState::Failing);
     assert!(
-        store.claim_job_tasks(&job.id, 5).await.unwrap().is_empty(),
+        store
+            .claim_job_tasks(&job.id, 5, &lease())
+            .await
+            .unwrap()
+            .is_empty(),
         "a failing job hands out no more tasks"
     );
 }
 
-#[tokio::test]
-async fn preemption_pauses_and_resumes_unless_a_user_takes_over() {
-    let (_dir, store) = open().await;
+async fn preemption_pauses_and_resumes_unless_a_user_takes_over(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let job = store.insert_job(&new_job("t1")).await.unwrap();
     for e in [
         Event::Prepare,
@@ -429,9 +455,8 @@ async fn preemption_pauses_and_resumes_unless_a_user_takes_over() {
     );
 }
 
-#[tokio::test]
-async fn weights_are_kept_per_job_and_per_tenant() {
-    let (_dir, store) = open().await;
+async fn weights_are_kept_per_job_and_per_tenant(engine: Engine) {
+    let (_dir, store) = open(engine).await;
     let mut heavy = new_job("t1");
     heavy.weight = 4;
     let job = store.insert_job(&heavy).await.unwrap();
@@ -443,3 +468,188 @@ async fn weights_are_kept_per_job_and_per_tenant() {
     assert_eq!(store.set_tenant_weight("t1", 5).await.unwrap().weight, 5);
     assert_eq!(store.tenants(None).await.unwrap().len(), 1);
 }
+
+/// An Active job of `n` tasks.
+async fn active_job(store: &Store, n: usize) -> String {
+    let job = store.insert_job(&new_job("t1")).await.unwrap();
+    for e in [Event::Prepare, Event::Planned { confirm: false }] {
+        store.apply(&job.id, e, "n").await.unwrap();
+    }
+    let tasks: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("/content/dam/x/{i}"), vec![]))
+        .collect();
+    store.add_tasks(&job.id, &tasks).await.unwrap();
+    store.apply(&job.id, Event::Start, "n").await.unwrap();
+    job.id
+}
+
+async fn concurrent_claims_never_hand_out_a_task_twice(engine: Engine) {
+    let (_db, store) = open(engine).await;
+    let id = active_job(&store, 200).await;
+    let mut claimers = Vec::new();
+    for node in 0..8 {
+        let (store, id) = (store.clone(), id.clone());
+        claimers.push(tokio::spawn(async move {
+            let lease = Lease::new(format!("node-{node}"), Duration::from_secs(30));
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_job_tasks(&id, 3, &lease).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                for task in got {
+                    store
+                        .finish_task(&task, &ok(200), FailureThreshold::default())
+                        .await
+                        .unwrap();
+                    mine.push(task.seq);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(
+        all,
+        (1..=200).collect::<Vec<i64>>(),
+        "each task exactly once"
+    );
+    let job = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!((job.succeeded, job.failed), (200, 0));
+    let tasks = store.all_tasks(&id).await.unwrap();
+    let nodes: std::collections::HashSet<_> = tasks.iter().filter_map(|t| t.node.clone()).collect();
+    assert!(nodes.len() > 1, "the work was shared: {nodes:?}");
+}
+
+async fn an_expired_lease_is_rescued_and_the_late_answer_discarded(engine: Engine) {
+    let (_db, store) = open(engine).await;
+    let id = active_job(&store, 2).await;
+    let dead = Lease::new("dead", Duration::from_millis(1));
+    let alive = Lease::new("alive", Duration::from_secs(30));
+    let lost = store
+        .claim_job_tasks(&id, 1, &dead)
+        .await
+        .unwrap()
+        .remove(0);
+    let kept = store
+        .claim_job_tasks(&id, 1, &alive)
+        .await
+        .unwrap()
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let (requeued, replanned) = store.rescue_expired("alive").await.unwrap();
+    assert_eq!(
+        (requeued, replanned.len()),
+        (1, 0),
+        "only the expired claim"
+    );
+    let again = store.claim_job_tasks(&id, 5, &alive).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].seq, again[0].attempts), (lost.seq, 1));
+
+    // The dead node's late answer changes nothing.
+    assert!(matches!(
+        store
+            .finish_task(&lost, &ok(200), FailureThreshold::default())
+            .await,
+        Err(StoreError::LeaseLost(..))
+    ));
+    assert!(matches!(
+        store.retry_task(&lost, 0, &ok(503)).await,
+        Err(StoreError::LeaseLost(..))
+    ));
+    for task in [&again[0], &kept] {
+        store
+            .finish_task(task, &ok(200), FailureThreshold::default())
+            .await
+            .unwrap();
+    }
+    let job = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.succeeded, job.failed),
+        (2, 0),
+        "each task counted once"
+    );
+    let tasks = store.all_tasks(&id).await.unwrap();
+    assert!(tasks.iter().all(|t| t.node.as_deref() == Some("alive")));
+}
+
+async fn heartbeats_keep_leases_and_recovery_takes_only_its_own(engine: Engine) {
+    let (_db, store) = open(engine).await;
+    let id = active_job(&store, 3).await;
+    let short = |node: &str| Lease::new(node, Duration::from_millis(1));
+    store.claim_job_tasks(&id, 1, &short("a")).await.unwrap();
+    store.claim_job_tasks(&id, 1, &short("b")).await.unwrap();
+    store.claim_job_tasks(&id, 1, &short("c")).await.unwrap();
+    // a and b renew for a minute; c does not.
+    assert_eq!(
+        store
+            .renew_leases(&Lease::new("a", Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .renew_leases(&Lease::new("b", Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.rescue_expired("a").await.unwrap().0, 1, "c's task");
+    // b restarts: its own task goes back, a's stays with a.
+    assert_eq!(store.recover("b").await.unwrap().0, 1);
+    let counts = store
+        .task_counts(&store.get_job(&id).await.unwrap().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((counts.pending, counts.running), (2, 1));
+}
+
+async fn one_node_at_a_time_holds_a_job(engine: Engine) {
+    let (_db, store) = open(engine).await;
+    let id = store.insert_job(&new_job("t1")).await.unwrap().id;
+    let a = Lease::new("a", Duration::from_millis(50));
+    let b = Lease::new("b", Duration::from_secs(30));
+    assert!(store.lease_job(&id, &a).await.unwrap());
+    assert!(
+        store.lease_job(&id, &a).await.unwrap(),
+        "the holder may renew"
+    );
+    assert!(!store.lease_job(&id, &b).await.unwrap());
+    store.apply(&id, Event::Prepare, "a").await.unwrap();
+    store
+        .add_tasks(&id, &[("/content/dam/x/half".into(), vec![])])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    // a died while planning: b plans the job again from the start.
+    let (_, replanned) = store.rescue_expired("b").await.unwrap();
+    assert_eq!(replanned, vec![id.clone()]);
+    let job = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!((job.state(), job.total), (JobState::New, 0));
+    assert!(store.lease_job(&id, &b).await.unwrap());
+    store.release_job(&id, "b").await.unwrap();
+    assert!(store.lease_job(&id, &a).await.unwrap(), "released");
+}
+
+on_both_engines!(
+    concurrent_claims_never_hand_out_a_task_twice,
+    an_expired_lease_is_rescued_and_the_late_answer_discarded,
+    heartbeats_keep_leases_and_recovery_takes_only_its_own,
+    one_node_at_a_time_holds_a_job,
+    a_job_runs_through_its_states_and_keeps_its_fields,
+    forbidden_transitions_change_nothing,
+    transient_failures_wait_before_they_run_again,
+    recovery_requeues_running_tasks_and_replans_preparing_jobs,
+    listing_filters_by_tenant_state_and_type,
+    names_are_unique_per_tenant,
+    the_failure_threshold_fails_the_job_with_its_last_task,
+    preemption_pauses_and_resumes_unless_a_user_takes_over,
+    weights_are_kept_per_job_and_per_tenant,
+);

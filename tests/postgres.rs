@@ -1,0 +1,57 @@
+//! The real PostgreSQL server of the tests (scripts/postgres.sh starts Debian's
+//! package on loopback), and a fresh schema on it for each test.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::workspace;
+
+/// The server's URL: WASMQ_TEST_POSTGRES, or the one scripts/postgres.sh starts.
+pub fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("WASMQ_TEST_POSTGRES") {
+            return url;
+        }
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts/postgres.sh"))
+            .arg("start")
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/postgres.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// Runs one SQL statement with psql; returns what it printed (unaligned, no headers).
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A database URL whose tables live in a new schema of their own.
+pub fn fresh_database() -> String {
+    let server = server_url();
+    let schema = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    psql(server, &format!("CREATE SCHEMA {schema}"));
+    format!("{server}?options=-c%20search_path%3D{schema}")
+}
