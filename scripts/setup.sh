@@ -34,3 +34,8 @@ fi
 # The CLI test (tests/e2e_cli.rs) runs `wasmq submit --wait` on a pseudo-terminal
 # through script(1), from bsdutils (Essential on Debian, so normally there).
 command -v script >/dev/null 2>&1 || apt_install bsdutils
+
+# The reliability test (tests/e2e_reliability.rs) checks and locks the database
+# with the sqlite3 CLI, and mounts a small tmpfs (mount, from util-linux).
+command -v sqlite3 >/dev/null 2>&1 || apt_install sqlite3
+command -v mount >/dev/null 2>&1 || apt_install mount

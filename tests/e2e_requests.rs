@@ -270,8 +270,8 @@ async fn tokens_roles_and_tenants() {
         .await;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
-        (403, Some("id")),
-        "{body}"
+        (404, Some("id")),
+        "another tenant's job is not revealed: {body}"
     );
     let (_, list) = server
         .send(

@@ -379,15 +379,12 @@ async fn wait_if_small(app: &AppState, id: &str, threshold: u64) -> ApiResult<Op
     }
 }
 
+/// The caller's job `id`; another tenant's job is answered like no job at
+/// all (404), so that ids do not reveal what other tenants run.
 pub(crate) async fn find_job(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     match app.store.get_job(id).await? {
         Some(job) if job.tenant == caller.tenant => Ok(job),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            Some("id"),
-            format!("job {id:?} belongs to another tenant"),
-        )),
-        None => Err(ApiError::new(
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             Some("id"),
             format!("no job {id:?}"),

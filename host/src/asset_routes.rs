@@ -17,7 +17,7 @@ use crate::assets::content_type_for;
 use crate::auth::Action;
 use crate::paths;
 
-/// The largest asset upload, in bytes.
+/// The largest asset upload, in bytes, unless `--max-upload-bytes` says otherwise.
 pub const MAX_UPLOAD_BYTES: usize = 256 << 20;
 
 /// The routes, to merge into the API's router.
@@ -119,20 +119,20 @@ async fn upload(
     headers: HeaderMap,
     Path(raw): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    limits: Option<axum::Extension<crate::request_limits::BodyLimits>>,
     body: Body,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let caller = caller(&app, &headers, Action::Act).await?;
     let path = asset_path(&raw)?;
     let rendition = rendition_param(&query)?;
-    let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Some("body"),
-                format!("an asset may have at most {MAX_UPLOAD_BYTES} bytes"),
-            )
-        })?;
+    let max = limits.map_or(MAX_UPLOAD_BYTES, |axum::Extension(l)| l.upload);
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("body"),
+            format!("an asset may have at most {max} bytes"),
+        )
+    })?;
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => content_type_for(&path).to_string(),
         Some(v) => {
@@ -234,6 +234,12 @@ async fn published_binary(
     Path((tenant, raw)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
+    if !crate::auth::valid_tenant(&tenant) {
+        return Err(ApiError::bad(
+            "tenant",
+            format!("{tenant:?} is not a tenant name"),
+        ));
+    }
     let path = asset_path(&raw)?;
     let rendition = rendition_param(&query)?;
     match app.assets.read_published(&tenant, &path, rendition).await? {

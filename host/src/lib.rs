@@ -28,6 +28,7 @@ pub mod publish;
 pub mod purge;
 pub mod reload;
 pub mod report;
+pub mod request_limits;
 pub mod runtime;
 pub mod scaffold;
 pub mod scheduler;

@@ -171,6 +171,12 @@ struct ServeArgs {
     /// This node's name on the jobs it runs [default: the host name].
     #[arg(long, env = "WASMQ_SERVER_NAME")]
     server_name: Option<String>,
+    /// The largest request body (job submissions and other JSON), in bytes.
+    #[arg(long, default_value_t = wasmq::request_limits::BodyLimits::default().request)]
+    max_request_bytes: usize,
+    /// The largest asset or rendition upload, in bytes.
+    #[arg(long, default_value_t = wasmq::request_limits::BodyLimits::default().upload)]
+    max_upload_bytes: usize,
     /// Job-ended notifications: email, links, delivery retries.
     #[command(flatten)]
     notify: Box<NotifyArgs>,
@@ -484,6 +490,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 attempts: args.notify.delivery_attempts,
             },
             poll: Duration::from_millis(args.notify.notify_poll_ms),
+        },
+        body_limits: wasmq::request_limits::BodyLimits {
+            request: args.max_request_bytes,
+            upload: args.max_upload_bytes,
         },
     })
     .await

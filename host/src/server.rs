@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub retention: Retention,
     /// How job-ended notifications are sent.
     pub notify: crate::notifications::NotifyConfig,
+    /// How large request bodies and asset uploads may be.
+    pub body_limits: crate::request_limits::BodyLimits,
 }
 
 impl ServerConfig {
@@ -85,6 +87,7 @@ impl ServerConfig {
                 max_finished: 100_000,
             },
             notify: Default::default(),
+            body_limits: Default::default(),
         })
     }
 }
@@ -168,7 +171,7 @@ pub async fn ensure_admin_token(store: &Store, data_dir: &std::path::Path) -> Re
 /// as the first line of standard output once it accepts requests.
 pub async fn serve(config: ServerConfig) -> Result<()> {
     let app = start(&config).await?;
-    let app = api::router(app);
+    let app = crate::request_limits::apply(api::router(app), config.body_limits);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
