@@ -29,6 +29,7 @@ bash scripts/corpus-images.sh
 bash scripts/corpus-pdfs.sh
 bash scripts/corpus-metadata.sh
 bash scripts/tools-promparser.sh
+bash scripts/tools-schemathesis.sh
 
 echo "== tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \
@@ -36,3 +37,6 @@ WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins"
 # The plugins' pure logic, natively.
 (cd plugins && cargo test --locked -p damcsv -p imaging -p pdfrip-core \
   -p wasmq-image-optimize -p wasmq-metadata-export -p wasmq-metadata-import -p wasmq-move)
+
+echo "== fuzz (30 s per target)"
+bash scripts/fuzz.sh 30

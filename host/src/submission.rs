@@ -1,98 +1,27 @@
-//! Job submissions: checks a submission body (type, path, excluded paths,
-//! params, priority, names and texts) against the plugins and turns it into a job to store.
+//! Job submissions: checks a submission body against the plugins (the pure checks live in
+//! `wasmq_request::submission`, re-exported here) and turns it into a job to store.
 
-use serde_json::{Map, Value};
-use thiserror::Error;
+use std::sync::Arc;
 
-use crate::paths;
-use crate::plugins::Registry;
+use serde_json::Value;
+pub use wasmq_request::submission::{Invalid, object, priority, valid_email, valid_locale, weight};
+
+use crate::plugins::{Plugin, Registry};
 use crate::store::NewJob;
 
-/// What is wrong with a submission: the field (None for the body as a whole) and why.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("{}: {message}", field.as_deref().unwrap_or("body"))]
-pub struct Invalid {
-    pub field: Option<String>,
-    pub message: String,
-}
+impl wasmq_request::submission::JobTypes for Registry {
+    type JobType = Arc<Plugin>;
 
-impl Invalid {
-    /// A problem with one field.
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Invalid {
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
+    fn find(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.for_type(name)
     }
 
-    /// A problem with the body as a whole.
-    pub fn body(message: impl Into<String>) -> Self {
-        Invalid {
-            field: None,
-            message: message.into(),
-        }
+    fn names(&self) -> Vec<String> {
+        self.job_types()
     }
-}
 
-const SUBMIT_FIELDS: &[&str] = &[
-    "type",
-    "path",
-    "excludedPaths",
-    "params",
-    "priority",
-    "weight",
-    "name",
-    "description",
-    "comments",
-    "locale",
-    "submitterEmail",
-    "requireConfirmation",
-    "runAt",
-];
-
-/// Parses a JSON body that must be an object with no fields but `allowed`.
-pub fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, Invalid> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Invalid::body(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err(Invalid::body("the body must be a JSON object"));
-    };
-    if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(Invalid::field(
-            unknown,
-            format!("unknown field; expected one of {}", allowed.join(", ")),
-        ));
-    }
-    Ok(object)
-}
-
-/// A job priority: a 32-bit integer, or None when absent or null.
-pub fn priority(value: Option<&Value>) -> Result<Option<i64>, Invalid> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(p) if (i32::MIN as i64..=i32::MAX as i64).contains(&p) => Ok(Some(p)),
-            _ => Err(Invalid::field("priority", "must be a 32-bit integer")),
-        },
-        Some(_) => Err(Invalid::field("priority", "must be an integer")),
-    }
-}
-
-/// A job's or tenant's weight: 1 to 1,000, or None when absent or null.
-pub fn weight(value: Option<&Value>) -> Result<Option<i64>, Invalid> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(w) if (1..=1000).contains(&w) => Ok(Some(w)),
-            _ => Err(Invalid::field(
-                "weight",
-                "must be an integer from 1 to 1000",
-            )),
-        },
-        Some(_) => Err(Invalid::field(
-            "weight",
-            "must be an integer from 1 to 1000",
-        )),
+    fn check_params(plugin: &Arc<Plugin>, params: &Value) -> Result<(), (String, String)> {
+        plugin.check_params(params)
     }
 }
 
@@ -103,188 +32,26 @@ pub fn parse(
     user: &str,
     registry: &Registry,
 ) -> Result<NewJob, Invalid> {
-    let mut body = object(body, SUBMIT_FIELDS)?;
-    let job_type = match body.remove("type") {
-        None => return Err(Invalid::field("type", "is required")),
-        Some(Value::String(t)) => t,
-        Some(_) => return Err(Invalid::field("type", "must be a string")),
-    };
-    let Some(plugin) = registry.for_type(&job_type) else {
-        return Err(Invalid::field(
-            "type",
-            format!(
-                "unknown job type {job_type:?}; known types: {}",
-                registry.job_types().join(", ")
-            ),
-        ));
-    };
-    let path = match body.remove("path") {
-        None => return Err(Invalid::field("path", "is required")),
-        Some(Value::String(p)) => p,
-        Some(_) => return Err(Invalid::field("path", "must be a string")),
-    };
-    paths::validate(&path).map_err(|e| Invalid::field("path", format!("{path:?} {e}")))?;
-    let excluded_paths = match body.remove("excludedPaths") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                let field = format!("excludedPaths[{i}]");
-                let Value::String(x) = item else {
-                    return Err(Invalid::field(&field, "must be a string"));
-                };
-                paths::validate(&x).map_err(|e| Invalid::field(&field, format!("{x:?} {e}")))?;
-                if x == path || !paths::is_under(&x, &path) {
-                    return Err(Invalid::field(
-                        &field,
-                        format!("{x:?} must lie below path {path:?}"),
-                    ));
-                }
-                out.push(x);
-            }
-            out
-        }
-        Some(_) => return Err(Invalid::field("excludedPaths", "must be an array of paths")),
-    };
-    let params = match body.remove("params") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(Invalid::field("params", "must be a JSON object")),
-    };
-    if let Err((field, reason)) = plugin.check_params(&params) {
-        return Err(Invalid::field(&field, reason));
-    }
-    let priority = priority(body.remove("priority").as_ref())?.unwrap_or(0);
-    let weight = weight(body.remove("weight").as_ref())?.unwrap_or(1);
-    let text = |body: &mut Map<String, Value>,
-                field: &str,
-                max: usize|
-     -> Result<Option<String>, Invalid> {
-        match body.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s)),
-            Some(Value::String(_)) => Err(Invalid::field(
-                field,
-                format!("must be at most {max} characters"),
-            )),
-            Some(_) => Err(Invalid::field(field, "must be a string")),
-        }
-    };
-    let name = text(&mut body, "name", 200)?;
-    let description = text(&mut body, "description", 4000)?;
-    let comments = text(&mut body, "comments", 4000)?;
-    let locale = text(&mut body, "locale", 35)?;
-    if let Some(tag) = &locale
-        && !valid_locale(tag)
-    {
-        return Err(Invalid::field(
-            "locale",
-            format!("{tag:?} is not a language tag such as en-US"),
-        ));
-    }
-    let submitter_email = text(&mut body, "submitterEmail", 254)?;
-    let run_at = match text(&mut body, "runAt", 64)? {
-        None => None,
-        Some(raw) => Some(
-            humantime::parse_rfc3339_weak(&raw)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as i64)
-                .ok_or_else(|| {
-                    Invalid::field(
-                        "runAt",
-                        format!("{raw:?} is not a time like 2026-11-24T10:00:00Z"),
-                    )
-                })?,
-        ),
-    };
-    if let Some(email) = &submitter_email
-        && !valid_email(email)
-    {
-        return Err(Invalid::field(
-            "submitterEmail",
-            format!("{email:?} is not an email address"),
-        ));
-    }
-    let require_confirmation = match body.remove("requireConfirmation") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => b,
-        Some(_) => {
-            return Err(Invalid::field(
-                "requireConfirmation",
-                "must be true or false",
-            ));
-        }
-    };
+    let s = wasmq_request::submission::parse(body, registry)?;
     Ok(NewJob {
         tenant: tenant.to_string(),
-        job_type,
-        plugin_name: plugin.name.clone(),
-        plugin_version: plugin.version.clone(),
-        plugin_digest: plugin.digest().to_string(),
-        path,
-        excluded_paths,
-        params,
-        priority,
-        weight,
-        require_confirmation,
-        name,
-        description,
+        job_type: s.type_name,
+        plugin_name: s.job_type.name.clone(),
+        plugin_version: s.job_type.version.clone(),
+        plugin_digest: s.job_type.digest().to_string(),
+        path: s.path,
+        excluded_paths: s.excluded_paths,
+        params: s.params,
+        priority: s.priority,
+        weight: s.weight,
+        require_confirmation: s.require_confirmation,
+        name: s.name,
+        description: s.description,
         created_by: user.to_string(),
-        comments,
-        locale,
-        submitter_email,
-        run_at,
+        comments: s.comments,
+        locale: s.locale,
+        submitter_email: s.submitter_email,
+        run_at: s.run_at,
         schedule_id: None,
     })
-}
-
-/// A BCP 47-like language tag: `fr`, `en-US`, `zh-Hant-TW`.
-pub fn valid_locale(tag: &str) -> bool {
-    let mut parts = tag.split('-');
-    let lang = parts.next().unwrap_or("");
-    (2..=3).contains(&lang.len())
-        && lang.chars().all(|c| c.is_ascii_alphabetic())
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
-}
-
-/// One `@` with text on both sides, a dot in the domain, no spaces.
-pub fn valid_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locales_and_emails() {
-        for ok in ["fr", "fr-FR", "ko-KR", "zh-Hant-TW", "en-US"] {
-            assert!(valid_locale(ok), "{ok}");
-        }
-        for bad in ["", "f", "french-FR", "fr_FR", "fr-", "12-FR"] {
-            assert!(!valid_locale(bad), "{bad}");
-        }
-        assert!(valid_email("ana@example.com"));
-        for bad in [
-            "ana",
-            "@example.com",
-            "ana@example",
-            "ana@.com",
-            "a na@example.com",
-            "a@b@c.com",
-        ] {
-            assert!(!valid_email(bad), "{bad}");
-        }
-    }
 }
