@@ -166,6 +166,9 @@ struct ServeArgs {
     /// Job-ended notifications: email, links, delivery retries.
     #[command(flatten)]
     notify: Box<NotifyArgs>,
+    /// Where asset binaries and the publish target live.
+    #[command(flatten)]
+    objects: wasmq::objects::StoreUrls,
 }
 
 /// How job-ended notifications are sent.
@@ -214,6 +217,8 @@ enum AssetsCommand {
         data_dir: PathBuf,
         #[arg(long, default_value = "default")]
         tenant: String,
+        #[command(flatten)]
+        objects: wasmq::objects::StoreUrls,
     },
 }
 
@@ -300,10 +305,11 @@ async fn run(command: Command) -> Result<()> {
                     to,
                     data_dir,
                     tenant,
+                    objects,
                 },
         } => {
             wasmq::paths::validate(&to).map_err(|e| anyhow::anyhow!("--to {to:?} {e}"))?;
-            let (_, assets) = server::open_data(&data_dir).await?;
+            let (_, assets) = server::open_data_with(&data_dir, &objects).await?;
             let (count, refs) = assets.import_dir(&tenant, &dir, &to).await?;
             println!("imported {count} assets ({refs} references) into {to}");
             Ok(())
@@ -467,6 +473,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             },
             poll: Duration::from_millis(args.notify.notify_poll_ms),
         },
+        objects: args.objects,
     })
     .await
 }

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub retention: Retention,
     /// How job-ended notifications are sent.
     pub notify: crate::notifications::NotifyConfig,
+    /// Where asset binaries and the publish target live (default: `data_dir`).
+    pub objects: crate::objects::StoreUrls,
 }
 
 impl ServerConfig {
@@ -79,6 +81,7 @@ impl ServerConfig {
                 max_finished: 100_000,
             },
             notify: Default::default(),
+            objects: Default::default(),
         })
     }
 }
@@ -110,16 +113,23 @@ impl DataDir {
 
 /// Opens the database and the asset repository of a data directory.
 pub async fn open_data(root: &std::path::Path) -> Result<(Store, AssetRepo)> {
+    open_data_with(root, &Default::default()).await
+}
+
+/// Opens the database of a data directory and the asset repository on the
+/// object stores `urls` names (the data directory's own where it names none).
+pub async fn open_data_with(
+    root: &std::path::Path,
+    urls: &crate::objects::StoreUrls,
+) -> Result<(Store, AssetRepo)> {
     let dir = DataDir::open(root)?;
+    let objects =
+        crate::objects::ObjectStores::open(urls, &dir.assets, &dir.renditions, &dir.published)
+            .await?;
     let store = Store::open(&dir.db)
         .await
         .with_context(|| format!("opening {}", dir.db.display()))?;
-    let assets = AssetRepo::local(
-        store.pool().clone(),
-        &dir.assets,
-        &dir.renditions,
-        &dir.published,
-    )?;
+    let assets = AssetRepo::new(store.pool().clone(), objects);
     Ok((store, assets))
 }
 
@@ -175,7 +185,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
 /// Starts everything but the HTTP listener: opens the data directory, loads
 /// the plugins, and spawns the scheduler, the purge and the recurring schedules.
 pub async fn start(config: &ServerConfig) -> Result<AppState> {
-    let (store, assets) = open_data(&config.data_dir).await?;
+    let (store, assets) = open_data_with(&config.data_dir, &config.objects).await?;
     ensure_admin_token(&store, &config.data_dir).await?;
     std::fs::create_dir_all(&config.plugins_dir)
         .with_context(|| format!("creating {}", config.plugins_dir.display()))?;
