@@ -30,6 +30,7 @@ bash scripts/corpus-pdfs.sh
 bash scripts/corpus-metadata.sh
 bash scripts/tools-promparser.sh
 bash scripts/tools-schemathesis.sh
+bash scripts/tools-moto.sh
 
 echo "== tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \

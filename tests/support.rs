@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod s3;
+
 /// An RFC 3339 UTC timestamp `after` from now, as the API accepts them.
 pub fn timestamp_in(after: Duration) -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now() + after).to_string()
@@ -79,6 +81,8 @@ pub struct Options {
     pub task_timeout_ms: Option<u64>,
     /// More `wasmq serve` arguments.
     pub args: Vec<&'static str>,
+    /// Environment variables of `wasmq serve` and `wasmq assets import`.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `wasmq serve` process, killed on drop.
@@ -118,7 +122,7 @@ fn spawn(dir: &Path, options: &Options, log: Arc<Mutex<Vec<u8>>>) -> (Child, Str
         // Tests watch jobs go through their states: answer every submission at once.
         cmd.args(["--sync-threshold", "0"]);
     }
-    cmd.args(&options.args);
+    cmd.args(&options.args).envs(options.env.iter().cloned());
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -221,6 +225,7 @@ impl Server {
             .arg(dir)
             .args(["--to", to, "--data-dir"])
             .arg(self.data_dir())
+            .envs(self.options.env.iter().cloned())
             .output()
             .expect("run wasmq assets import");
         assert!(

@@ -14,6 +14,7 @@ use sqlx::AnyPool;
 use sqlx::Row;
 use thiserror::Error;
 
+use crate::objects::ObjectStores;
 use crate::paths::{self, Scope};
 use crate::store::now_ms;
 
@@ -133,6 +134,18 @@ pub struct AssetRepo {
 pub const MAX_PAGE: u32 = 1000;
 
 impl AssetRepo {
+    /// A repository whose binaries, renditions and publish target live in
+    /// `stores` (local directories or S3, see `objects`).
+    pub fn new(pool: AnyPool, stores: ObjectStores) -> Self {
+        AssetRepo {
+            pool,
+            objects: stores.assets,
+            renditions: stores.renditions,
+            published: stores.published,
+            rewrites: Arc::default(),
+        }
+    }
+
     /// A repository whose binaries live under the local directory `root`,
     /// renditions under `renditions` and the publish target under `published`.
     pub fn local(
@@ -141,13 +154,12 @@ impl AssetRepo {
         renditions: &FsPath,
         published: &FsPath,
     ) -> Result<Self> {
-        Ok(AssetRepo {
-            pool,
-            objects: Arc::new(local_store(root)?),
+        let stores = ObjectStores {
+            assets: Arc::new(local_store(root)?),
             renditions: Arc::new(local_store(renditions)?),
             published: Arc::new(local_store(published)?),
-            rewrites: Arc::default(),
-        })
+        };
+        Ok(Self::new(pool, stores))
     }
 
     fn key(tenant: &str, path: &str) -> ObjectPath {

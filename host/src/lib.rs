@@ -21,6 +21,7 @@ pub mod mail;
 pub mod messages;
 pub mod metrics;
 pub mod notifications;
+pub mod objects;
 pub mod paths;
 pub mod plugins;
 pub mod plugintest;

@@ -180,6 +180,9 @@ struct ServeArgs {
     /// Job-ended notifications: email, links, delivery retries.
     #[command(flatten)]
     notify: Box<NotifyArgs>,
+    /// Where asset binaries and the publish target live.
+    #[command(flatten)]
+    objects: wasmq::objects::StoreUrls,
 }
 
 /// How job-ended notifications are sent.
@@ -231,6 +234,8 @@ enum AssetsCommand {
         database_url: Option<String>,
         #[arg(long, default_value = "default")]
         tenant: String,
+        #[command(flatten)]
+        objects: wasmq::objects::StoreUrls,
     },
 }
 
@@ -321,10 +326,12 @@ async fn run(command: Command) -> Result<()> {
                     data_dir,
                     database_url,
                     tenant,
+                    objects,
                 },
         } => {
             wasmq::paths::validate(&to).map_err(|e| anyhow::anyhow!("--to {to:?} {e}"))?;
-            let (_, assets) = server::open_data(&data_dir, database_url.as_deref()).await?;
+            let (_, assets) =
+                server::open_data_with(&data_dir, database_url.as_deref(), &objects).await?;
             let (count, refs) = assets.import_dir(&tenant, &dir, &to).await?;
             println!("imported {count} assets ({refs} references) into {to}");
             Ok(())
@@ -495,6 +502,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             request: args.max_request_bytes,
             upload: args.max_upload_bytes,
         },
+        objects: args.objects,
     })
     .await
 }

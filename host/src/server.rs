@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub notify: crate::notifications::NotifyConfig,
     /// How large request bodies and asset uploads may be.
     pub body_limits: crate::request_limits::BodyLimits,
+    /// Where asset binaries and the publish target live (default: `data_dir`).
+    pub objects: crate::objects::StoreUrls,
 }
 
 impl ServerConfig {
@@ -88,6 +90,7 @@ impl ServerConfig {
             },
             notify: Default::default(),
             body_limits: Default::default(),
+            objects: Default::default(),
         })
     }
 }
@@ -123,7 +126,20 @@ pub async fn open_data(
     root: &std::path::Path,
     database_url: Option<&str>,
 ) -> Result<(Store, AssetRepo)> {
+    open_data_with(root, database_url, &Default::default()).await
+}
+
+/// Opens the database (as [`open_data`]) and the asset repository on the
+/// object stores `urls` names (the data directory's own where it names none).
+pub async fn open_data_with(
+    root: &std::path::Path,
+    database_url: Option<&str>,
+    urls: &crate::objects::StoreUrls,
+) -> Result<(Store, AssetRepo)> {
     let dir = DataDir::open(root)?;
+    let objects =
+        crate::objects::ObjectStores::open(urls, &dir.assets, &dir.renditions, &dir.published)
+            .await?;
     let store = match database_url {
         Some(url) => Store::connect(url)
             .await
@@ -132,12 +148,7 @@ pub async fn open_data(
             .await
             .with_context(|| format!("opening {}", dir.db.display()))?,
     };
-    let assets = AssetRepo::local(
-        store.pool().clone(),
-        &dir.assets,
-        &dir.renditions,
-        &dir.published,
-    )?;
+    let assets = AssetRepo::new(store.pool().clone(), objects);
     Ok((store, assets))
 }
 
@@ -193,7 +204,12 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
 /// Starts everything but the HTTP listener: opens the data directory, loads
 /// the plugins, and spawns the scheduler, the purge and the recurring schedules.
 pub async fn start(config: &ServerConfig) -> Result<AppState> {
-    let (store, assets) = open_data(&config.data_dir, config.database_url.as_deref()).await?;
+    let (store, assets) = open_data_with(
+        &config.data_dir,
+        config.database_url.as_deref(),
+        &config.objects,
+    )
+    .await?;
     ensure_admin_token(&store, &config.data_dir).await?;
     std::fs::create_dir_all(&config.plugins_dir)
         .with_context(|| format!("creating {}", config.plugins_dir.display()))?;
