@@ -25,6 +25,7 @@ bash scripts/corpus-images.sh
 bash scripts/corpus-pdfs.sh
 bash scripts/corpus-metadata.sh
 bash scripts/tools-promparser.sh
+bash scripts/tools-wrk.sh
 
 echo "== tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \
