@@ -31,6 +31,7 @@ bash scripts/corpus-metadata.sh
 bash scripts/tools-promparser.sh
 bash scripts/tools-schemathesis.sh
 bash scripts/tools-moto.sh
+bash scripts/tools-wrk.sh
 
 echo "== tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \

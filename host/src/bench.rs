@@ -244,7 +244,7 @@ async fn start_host(options: &BenchOptions, dir: &Path, name: &str) -> Result<Ap
     server::start(&config).await
 }
 
-async fn submit(app: &AppState, tenant: &str, body: Value) -> Result<Job> {
+pub(crate) async fn submit(app: &AppState, tenant: &str, body: Value) -> Result<Job> {
     let job = crate::submission::parse(body.to_string().as_bytes(), tenant, "bench", &app.registry)
         .map_err(|e| anyhow::anyhow!("bench submission: {e:?}"))?;
     let job = app.store.insert_job(&job).await?;
@@ -252,14 +252,14 @@ async fn submit(app: &AppState, tenant: &str, body: Value) -> Result<Job> {
     Ok(job)
 }
 
-async fn job(app: &AppState, id: &str) -> Result<Job> {
+pub(crate) async fn job(app: &AppState, id: &str) -> Result<Job> {
     app.store
         .get_job(id)
         .await?
         .with_context(|| format!("job {id} vanished"))
 }
 
-async fn wait_final(app: &AppState, id: &str) -> Result<Job> {
+pub(crate) async fn wait_final(app: &AppState, id: &str) -> Result<Job> {
     loop {
         let job = job(app, id).await?;
         if job.state().is_final() {

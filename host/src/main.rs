@@ -85,6 +85,32 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// Deletes N assets with the wasm delete plugin through the scheduler, with
+    /// the same repository calls natively, and as plain files; prints the rates.
+    BenchDelete {
+        #[arg(long, default_value = "target/wasm-plugins")]
+        plugins: PathBuf,
+        /// Assets each side deletes.
+        #[arg(long, default_value_t = 100_000)]
+        assets: usize,
+    },
+    /// Runs `wasmq serve` processes: job submission driven by wrk (rate,
+    /// p50/p99) and the server's RSS with a large queue of tasks.
+    BenchServer {
+        #[arg(long, default_value = "target/wasm-plugins")]
+        plugins: PathBuf,
+        #[arg(long, default_value = "wrk")]
+        wrk: PathBuf,
+        /// Seconds each wrk run lasts.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// wrk connections.
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+        /// Tasks the queued job plans.
+        #[arg(long, default_value_t = 1_000_000)]
+        queued: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -358,6 +384,26 @@ async fn run(command: Command) -> Result<()> {
                 repeat: repeat.max(1),
             };
             wasmq::assetbench::run(options).await
+        }
+        Command::BenchDelete { plugins, assets } => {
+            let options = wasmq::deletebench::DeleteBenchOptions { plugins, assets };
+            wasmq::deletebench::run(options).await.map(|_| ())
+        }
+        Command::BenchServer {
+            plugins,
+            wrk,
+            seconds,
+            connections,
+            queued,
+        } => {
+            wasmq::serverbench::run(wasmq::serverbench::ServerBenchOptions {
+                plugins,
+                wrk,
+                duration: Duration::from_secs(seconds),
+                connections,
+                queued,
+            })
+            .await
         }
         Command::Token {
             command:

@@ -8,6 +8,8 @@
 //! `fail` (returns a permanent error), `transient` (returns a transient error),
 //! `invalid` (plan refuses the whole job as invalid input),
 //! `undeclared` (calls a capability it did not declare).
+//! The param `repeat` (default 1) plans the list that many times over (for
+//! benchmarks of large queues: `{"tasks": ["slow"], "repeat": 1000000}`).
 
 use serde::Deserialize;
 use wasmq_sdk::{Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets};
@@ -24,6 +26,13 @@ struct Params {
     /// How long `slow` tasks keep busy, in milliseconds.
     #[serde(default = "default_slow_ms", rename = "slowMs")]
     slow_ms: u64,
+    /// How many times the list of tasks is planned.
+    #[serde(default = "default_repeat")]
+    repeat: u64,
+}
+
+fn default_repeat() -> u64 {
+    1
 }
 
 fn default_slow_ms() -> u64 {
@@ -64,7 +73,8 @@ impl JobType for Chaos {
             "properties": {
                 "tasks": { "type": "array", "items": { "enum": MODES } },
                 "work": { "type": "integer", "minimum": 0 },
-                "slowMs": { "type": "integer", "minimum": 0 }
+                "slowMs": { "type": "integer", "minimum": 0 },
+                "repeat": { "type": "integer", "minimum": 1, "default": 1 }
             }
         }))
     }
@@ -82,9 +92,12 @@ impl JobType for Chaos {
             ));
         }
         let root = job.info.path.trim_end_matches('/');
-        job.add_tasks(params.tasks.iter().enumerate().map(|(i, mode)| Task {
-            path: format!("{root}/{i}-{mode}"),
-            input: mode.as_bytes().to_vec(),
+        let n = params.tasks.len() as u64;
+        job.add_tasks((0..params.repeat).flat_map(|r| {
+            params.tasks.iter().enumerate().map(move |(i, mode)| Task {
+                path: format!("{root}/{}-{mode}", r * n + i as u64),
+                input: mode.as_bytes().to_vec(),
+            })
         }))
     }
 

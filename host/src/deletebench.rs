@@ -1,0 +1,269 @@
+//! `wasmq bench-delete`: a bulk delete of N assets as a real job of the wasm `delete` plugin
+//! through the scheduler, against the same repository calls made natively and the file system's unlink rate.
+//!
+//! All three run one after the other in one process on one fresh data
+//! directory, one operation at a time each (the scheduler with one worker,
+//! the default of `wasmq serve` on a 2-core machine): the wasm job's time is
+//! its `completedAt - createdAt` (plan, every task with its bookkeeping, the
+//! report); the native side lists the folder and, per asset, makes the calls
+//! the plugin makes (`stat`, `referrers`, `delete`); the unlink side removes
+//! as many plain files laid out the same way (100 folders).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::assets::AssetRepo;
+use crate::bench;
+use crate::paths::Scope;
+use crate::server::{self, ServerConfig};
+
+/// What to benchmark with.
+pub struct DeleteBenchOptions {
+    /// Where `wasmq_delete.wasm` is (built from plugins/).
+    pub plugins: PathBuf,
+    /// How many assets each side deletes.
+    pub assets: usize,
+}
+
+/// The three rates, in items per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    pub wasm: f64,
+    pub native: f64,
+    pub unlink: f64,
+}
+
+impl Rates {
+    /// How many times longer the wasm job takes than the native calls.
+    pub fn wasm_over_native(&self) -> f64 {
+        self.native / self.wasm
+    }
+
+    /// How many times longer the wasm job takes than unlinking the files.
+    pub fn wasm_over_unlink(&self) -> f64 {
+        self.unlink / self.wasm
+    }
+}
+
+/// The goal for the wasm/native ratio.
+pub const GOAL_WASM_OVER_NATIVE: f64 = 1.3;
+
+/// The asset path of item `i` under `root`: 100 folders, as the unlink side lays out files.
+fn item_path(root: &str, i: usize, n: usize) -> String {
+    let per_folder = n.div_ceil(100).max(1);
+    format!("{root}/d{:03}/f{i:07}.txt", i / per_folder)
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64().max(1e-9)
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(options: DeleteBenchOptions) -> Result<Rates> {
+    ensure!(options.assets > 0, "--assets must be at least 1");
+    let dir = std::env::temp_dir().join(format!("wasmq-bench-delete-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let outcome = bench_in(&options, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
+    let n = options.assets;
+    let data = dir.join("data");
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let file = options.plugins.join("wasmq_delete.wasm");
+    std::fs::copy(&file, plugins.join("wasmq_delete.wasm")).with_context(|| {
+        format!(
+            "copying {}: build the plugins first (wasmq plugin build plugins --out DIR)",
+            file.display()
+        )
+    })?;
+    let mut config = ServerConfig::in_process(data, plugins, dir.join("cache"))?;
+    config.server_name = "bench".into();
+    config.workers = 1;
+    config.limits.default.wall = Duration::from_secs(3600);
+    let app = server::start(&config).await?;
+
+    println!("== bulk delete of {n} assets (one operation at a time on each side)");
+    let started = Instant::now();
+    populate(&app.assets, "/content/bulk-wasm", n).await?;
+    populate(&app.assets, "/content/bulk-native", n).await?;
+    println!(
+        "created 2 x {n} assets in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let job = bench::submit(
+        &app,
+        "default",
+        json!({ "type": "delete", "path": "/content/bulk-wasm" }),
+    )
+    .await?;
+    let job = bench::wait_final(&app, &job.id).await?;
+    ensure!(
+        job.succeeded == n as i64,
+        "the delete job deleted {} of {n} assets ({}; error {:?})",
+        job.succeeded,
+        job.state().as_str(),
+        job.error
+    );
+    ensure!(
+        remaining(&app.assets, "/content/bulk-wasm").await? == 0,
+        "assets remain after the delete job"
+    );
+    let wasm_ms = (job.completed_at.unwrap_or(job.created_at) - job.created_at).max(1);
+    let wasm = n as f64 * 1000.0 / wasm_ms as f64;
+    println!(
+        "wasm delete job (scheduler, 1 worker):  {wasm:>9.0} assets/s  ({:.1} s, of which {:.1} s CPU in plugin calls)",
+        wasm_ms as f64 / 1e3,
+        job.cpu_ns as f64 / 1e9
+    );
+
+    let took = delete_natively(&app.assets, "/content/bulk-native").await?;
+    ensure!(
+        remaining(&app.assets, "/content/bulk-native").await? == 0,
+        "assets remain after the native delete"
+    );
+    let native = rate(n, took);
+    println!(
+        "native repository calls, in process:    {native:>9.0} assets/s  ({:.1} s)",
+        took.as_secs_f64()
+    );
+
+    let took = unlink_files(&dir.join("unlink"), n)?;
+    let unlink = rate(n, took);
+    println!(
+        "file system unlink of {n} files:     {unlink:>9.0} files/s  ({:.1} s)",
+        took.as_secs_f64()
+    );
+    let rates = Rates {
+        wasm,
+        native,
+        unlink,
+    };
+    println!(
+        "ratio wasm job / native calls:          {:>9.2}x (goal <= {GOAL_WASM_OVER_NATIVE})",
+        rates.wasm_over_native()
+    );
+    println!(
+        "ratio wasm job / unlink:                {:>9.2}x",
+        rates.wasm_over_unlink()
+    );
+    Ok(rates)
+}
+
+/// Creates `n` small assets under `root`, four writers at a time.
+async fn populate(assets: &AssetRepo, root: &str, n: usize) -> Result<()> {
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let (assets, root) = (assets.clone(), root.to_string());
+        writers.spawn(async move {
+            for i in (w..n).step_by(4) {
+                let path = item_path(&root, i, n);
+                assets
+                    .put_binary("default", &path, Bytes::from(path.clone()), "text/plain")
+                    .await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// The assets left under `root`.
+async fn remaining(assets: &AssetRepo, root: &str) -> Result<usize> {
+    Ok(assets
+        .list("default", root, true, None, 10, None)
+        .await?
+        .assets
+        .len())
+}
+
+/// What the delete plugin does, without wasm: list the folder, then per
+/// asset `stat`, `referrers` (kept if referenced from outside), `delete`.
+async fn delete_natively(assets: &AssetRepo, root: &str) -> Result<Duration> {
+    let scope = Scope {
+        root: root.into(),
+        excluded: vec![],
+        targets: vec![],
+    };
+    let started = Instant::now();
+    let mut paths = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = assets
+            .list("default", root, true, cursor.as_deref(), 1000, Some(&scope))
+            .await?;
+        paths.extend(page.assets.into_iter().map(|a| a.path));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for path in paths {
+        if assets.stat("default", &path).await?.is_none() {
+            continue;
+        }
+        let referrers = assets.referrers("default", &path).await?;
+        if referrers.iter().any(|r| !scope.contains(r)) {
+            bail!("{path} is referenced from outside the job");
+        }
+        assets.delete("default", &path).await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Writes `n` small files in 100 folders under `dir`, then times unlinking them.
+fn unlink_files(dir: &Path, n: usize) -> Result<Duration> {
+    let files: Vec<PathBuf> = (0..n)
+        .map(|i| dir.join(item_path("files", i, n).trim_start_matches('/')))
+        .collect();
+    for file in &files {
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(file, file.to_string_lossy().as_bytes())?;
+    }
+    let started = Instant::now();
+    for file in &files {
+        std::fs::remove_file(file).with_context(|| format!("unlinking {}", file.display()))?;
+    }
+    Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_spread_over_a_hundred_folders() {
+        let n = 100_000;
+        assert_eq!(item_path("/c", 0, n), "/c/d000/f0000000.txt");
+        assert_eq!(item_path("/c", 99_999, n), "/c/d099/f0099999.txt");
+        let folders: std::collections::BTreeSet<String> = (0..n)
+            .map(|i| item_path("/c", i, n)[..7].to_string())
+            .collect();
+        assert_eq!(folders.len(), 100);
+        assert_eq!(item_path("/c", 3, 5), "/c/d003/f0000003.txt");
+    }
+
+    #[test]
+    fn ratios_compare_times_not_rates() {
+        let r = Rates {
+            wasm: 500.0,
+            native: 1000.0,
+            unlink: 50_000.0,
+        };
+        assert!((r.wasm_over_native() - 2.0).abs() < 1e-9);
+        assert!((r.wasm_over_unlink() - 100.0).abs() < 1e-9);
+    }
+}
