@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod postgres;
 pub mod s3;
 
 /// An RFC 3339 UTC timestamp `after` from now, as the API accepts them.
@@ -83,6 +84,11 @@ pub struct Options {
     pub args: Vec<&'static str>,
     /// Environment variables of `wasmq serve` and `wasmq assets import`.
     pub env: Vec<(String, String)>,
+    /// `--server-name` [default: e2e-node].
+    pub server_name: Option<String>,
+    /// The admin token to use, for a server on a database that already has
+    /// one [default: the one the server creates on first start].
+    pub admin_token: Option<String>,
 }
 
 /// A running `wasmq serve` process, killed on drop.
@@ -108,7 +114,8 @@ fn spawn(dir: &Path, options: &Options, log: Arc<Mutex<Vec<u8>>>) -> (Child, Str
         .arg(dir.join("plugins"))
         .arg("--cache-dir")
         .arg(workspace().join("target/wasmq-test-cache"))
-        .args(["--listen", "127.0.0.1:0", "--server-name", "e2e-node"]);
+        .args(["--listen", "127.0.0.1:0", "--server-name"])
+        .arg(options.server_name.as_deref().unwrap_or("e2e-node"));
     if let Some(n) = options.workers {
         cmd.args(["--workers", &n.to_string()]);
     }
@@ -163,6 +170,10 @@ impl Server {
     pub fn start(options: Options) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = dir.path().join("plugins");
+        if let Some(token) = &options.admin_token {
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            std::fs::write(dir.path().join("data/admin-token"), token).unwrap();
+        }
         std::fs::create_dir_all(&plugins).unwrap();
         for name in &options.plugins {
             std::fs::copy(plugin(name), plugins.join(format!("{name}.wasm"))).unwrap();
@@ -177,6 +188,12 @@ impl Server {
             client: reqwest::Client::new(),
             stderr,
         }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up), for good.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
     }
 
     /// Kills the process with SIGKILL (no chance to clean up) and starts a new
