@@ -51,6 +51,10 @@ echo "== wasmq bench-server"
 "$WASMQ" bench-server --seconds "$SECONDS_WRK" --queued "$QUEUED" 2>"$OUT/server.log" | tee "$OUT/server.txt"
 echo "== wasmq bench-assets"
 "$WASMQ" bench-assets --repeat "$REPEAT" 2>"$OUT/assets.log" | tee "$OUT/assets.txt"
+echo "== scale-out (scripts/bench_scaleout.py)"
+SCALE_TASKS=3000
+[ ${#QUICK[@]} -gt 0 ] && SCALE_TASKS=300
+python3 scripts/bench_scaleout.py "$SCALE_TASKS" | tee "$OUT/scaleout.txt"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The first number after the Perl pattern $2 on the first matching line of file $1.
@@ -88,6 +92,10 @@ rss_peak=$(pick server.txt 'peak ')
 queued=$(pick server.txt 'paused in [0-9.]+ s; ')
 img=$(pick assets.txt '^all +wasm .*ratio ')
 pdf=$(pick assets.txt '^all +[0-9]+ pages .*ratio ')
+scale_sqlite=$(pick scaleout.txt '1 host, SQLite +')
+scale_pg1=$(pick scaleout.txt '1 host , PostgreSQL +')
+scale_pg2=$(pick scaleout.txt '2 hosts, PostgreSQL +')
+scale_pg3=$(pick scaleout.txt '3 hosts, PostgreSQL +')
 
 TABLE=$(mktemp)
 cat >"$TABLE" <<EOF
@@ -115,6 +123,8 @@ scripts/bench.sh); raw outputs in target/bench/.
 | e | server RSS with $queued tasks queued (job paused) | $rss_queue MB (idle $rss_idle MB, peak while planning $rss_peak MB) | under 200 MB | $(verdict "$rss_queue" '<' 200) |
 | f | image-optimize wasm / native CPU | ${img}x | at most 1.5x | $(verdict "$img" '<=' 1.5) |
 | f | pdf-rip wasm / native CPU | ${pdf}x | at most 1.5x | $(verdict "$pdf" '<=' 1.5) |
+| g | $SCALE_TASKS trivial tasks, 2 workers per host: 1 host on SQLite | $scale_sqlite tasks/s | | |
+| g | the same on PostgreSQL, 1 / 2 / 3 hosts (all on this machine's cores) | $scale_pg1 / $scale_pg2 / $scale_pg3 tasks/s | | |
 <!-- bench:end -->
 EOF
 
