@@ -130,6 +130,9 @@ pub struct AssetRepo {
     rewrites: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The PostgreSQL advisory lock key that serializes referrer rewrites between hosts.
+const REWRITE_LOCK: i64 = 0x7761_736d_7172_7772; // "wasmqrwr"
+
 /// The largest page `list` returns.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -425,8 +428,39 @@ impl AssetRepo {
 
     /// Rewrites `from` to `to` inside every text asset that refers to `from`;
     /// returns how many changed. The reference rows are left to the caller.
+    ///
+    /// One rewrite at a time: within the process by a mutex, and between the
+    /// hosts sharing a PostgreSQL database by a session advisory lock, held on
+    /// a connection of its own (released with it if the host dies).
     async fn rewrite_referrers(&self, tenant: &str, from: &str, to: &str) -> Result<usize> {
         let _one_at_a_time = self.rewrites.lock().await;
+        let shared = self
+            .pool
+            .connect_options()
+            .database_url
+            .scheme()
+            .starts_with("postgres");
+        if !shared {
+            return self.rewrite_referrers_locked(tenant, from, to).await;
+        }
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(REWRITE_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        let outcome = self.rewrite_referrers_locked(tenant, from, to).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(REWRITE_LOCK)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // Closing the session is what releases the lock then.
+            drop(conn.detach());
+        }
+        outcome
+    }
+
+    async fn rewrite_referrers_locked(&self, tenant: &str, from: &str, to: &str) -> Result<usize> {
         let mut changed = 0;
         for referrer in self.referrers(tenant, from).await? {
             let Some(stat) = self.stat(tenant, &referrer).await? else {
