@@ -33,6 +33,20 @@ async fn all_tasks(server: &Server, ids: &[String]) -> HashMap<String, Vec<Value
     all
 }
 
+/// The (job, seq) of the tasks of `ids` that `name` is running.
+async fn running_on(server: &Server, ids: &[String], name: &str) -> Vec<(String, i64)> {
+    all_tasks(server, ids)
+        .await
+        .into_iter()
+        .flat_map(|(id, tasks)| {
+            tasks
+                .into_iter()
+                .filter(|t| t["state"] == "running" && t["node"] == name)
+                .map(move |t| (id.clone(), t["seq"].as_i64().unwrap()))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     let s3 = S3Server::start();
@@ -101,16 +115,7 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     // Kill node-2 while it runs slow (600 ms) tasks.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let running: Vec<(String, i64)> = all_tasks(&nodes[0], &ids[..10])
-            .await
-            .into_iter()
-            .flat_map(|(id, tasks)| {
-                tasks
-                    .into_iter()
-                    .filter(|t| t["state"] == "running" && t["node"] == "node-2")
-                    .map(move |t| (id.clone(), t["seq"].as_i64().unwrap()))
-            })
-            .collect();
+        let running = running_on(&nodes[0], &ids[..10], "node-2").await;
         if !running.is_empty() {
             break;
         }
@@ -121,27 +126,13 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
     let killed = Instant::now();
 
     // What node-2 held when it died: its tasks still running now.
-    let orphans: Vec<(String, i64)> = all_tasks(&nodes[0], &ids)
-        .await
-        .into_iter()
-        .flat_map(|(id, tasks)| {
-            tasks
-                .into_iter()
-                .filter(|t| t["state"] == "running" && t["node"] == "node-2")
-                .map(move |t| (id.clone(), t["seq"].as_i64().unwrap()))
-        })
-        .collect();
+    let orphans = running_on(&nodes[0], &ids, "node-2").await;
     assert!(!orphans.is_empty(), "node-2 died holding tasks");
 
     // Its leases are rescued within the expiry (plus a heartbeat period, and
     // slack for a loaded machine).
     loop {
-        let tasks = all_tasks(&nodes[0], &ids).await;
-        let still: usize = tasks
-            .values()
-            .flatten()
-            .filter(|t| t["state"] == "running" && t["node"] == "node-2")
-            .count();
+        let still = running_on(&nodes[0], &ids, "node-2").await.len();
         if still == 0 {
             break;
         }
