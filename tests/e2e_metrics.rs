@@ -556,24 +556,26 @@ async fn queue_depth_and_plugin_reloads_move_as_they_happen() {
     let id = server
         .submit(&json!({"type": "chaos", "path": "/content/dam/slow", "params": {"tasks": vec!["slow"; 30], "slowMs": 100}}))
         .await;
-    let waiting = scrape_until(&server, "tasks waiting", Duration::from_secs(60), |e| {
+    // Its tasks are queued while it is planned; wait until it runs with tasks waiting.
+    let running_or_ready = |e: &Exposition| {
+        ["Ready", "Active"]
+            .iter()
+            .map(|s| {
+                e.get("wasmq_jobs", &[("job_type", "chaos"), ("state", s)])
+                    .unwrap_or(0.0)
+            })
+            .sum::<f64>()
+    };
+    scrape_until(&server, "tasks waiting", Duration::from_secs(60), |e| {
         e.get(
             "wasmq_queue_tasks",
             &[("job_type", "chaos"), ("state", "pending")],
         )
         .unwrap_or(0.0)
             > 0.0
+            && running_or_ready(e) == 1.0
     })
     .await;
-    let running_or_ready = ["Ready", "Active"]
-        .iter()
-        .map(|s| {
-            waiting
-                .get("wasmq_jobs", &[("job_type", "chaos"), ("state", s)])
-                .unwrap()
-        })
-        .sum::<f64>();
-    assert_eq!(running_or_ready, 1.0, "the slow job is the one waiting");
 
     // Hot reload: a new component is loaded, a junk file is rejected, a removed one retired.
     let delete_file = server.plugins_dir().join("wasmq_delete.wasm");
