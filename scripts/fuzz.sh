@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# Runs each fuzz target in fuzz/ (damcsv, request) for a bounded time, SECONDS each (default 60),
-# from the seeds in fuzz/seeds plus the metadata corpus; installs cargo-fuzz under target/tools; fails on a crash.
+# Runs each fuzz target of fuzz/ (damcsv, request) from fuzz/seeds (and the metadata corpus)
+# with a fixed seed and run count, capped at SECONDS each (default 60); fails on a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-60}
-VERSION=0.13.1
-TOOLS="$PWD/target/tools"
-if [ "$("$TOOLS/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $VERSION" ]; then
-  cargo install cargo-fuzz --version "$VERSION" --locked --root "$TOOLS"
-fi
-# Stable Rust: RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z flags; no sanitizer (the crates are safe Rust).
-export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$PWD/target/fuzz"
-for target in damcsv request; do
+# A fixed seed and run count replay the same inputs on every machine, so CI is repeatable;
+# `WASMQ_FUZZ_SEED=0` (libFuzzer picks one) and a larger WASMQ_FUZZ_SCALE explore further.
+SEED=${WASMQ_FUZZ_SEED:-1}
+SCALE=${WASMQ_FUZZ_SCALE:-1}
+# The flags `cargo fuzz build -s none` passes, with plain cargo: stable Rust, and no
+# cargo-fuzz to install (the layout stays cargo-fuzz's, for `cargo fuzz run` by hand).
+export CARGO_TARGET_DIR="$PWD/target/fuzz" RUSTFLAGS="-Cpasses=sancov-module \
+-Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+-Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares \
+-Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Cllvm-args=-sanitizer-coverage-stack-depth \
+--cfg fuzzing -Cdebug-assertions -Ccodegen-units=1"
+triple=x86_64-unknown-linux-gnu
+cargo build --manifest-path fuzz/Cargo.toml --locked --release --target "$triple" \
+  --config 'profile.release.debug="line-tables-only"' --bins
+for target in damcsv:300000 request:2000000; do
+  runs=$(( ${target#*:} * SCALE ))
+  target=${target%:*}
   corpus="target/fuzz-corpus/$target"
-  mkdir -p "$corpus"
+  mkdir -p "$corpus" "target/fuzz-artifacts/$target"
   cp fuzz/seeds/"$target"/* "$corpus"/
   if [ "$target" = damcsv ] && [ -f target/corpus/metadata/exiftool.csv ]; then
     cp target/corpus/metadata/exiftool.csv "$corpus"/
   fi
-  echo "== fuzz $target for ${SECONDS_EACH}s"
-  (cd fuzz && "$TOOLS/bin/cargo-fuzz" run -s none "$target" "../$corpus" -- \
-    -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1)
+  echo "== fuzz $target: $runs runs, seed $SEED, at most ${SECONDS_EACH}s"
+  "$CARGO_TARGET_DIR/$triple/release/$target" "$corpus" -seed="$SEED" -runs="$runs" \
+    -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 \
+    -artifact_prefix="target/fuzz-artifacts/$target/"
 done

@@ -40,5 +40,5 @@ WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins"
 (cd plugins && cargo test --locked -p damcsv -p imaging -p pdfrip-core \
   -p wasmq-image-optimize -p wasmq-metadata-export -p wasmq-metadata-import -p wasmq-move)
 
-echo "== fuzz (30 s per target)"
+echo "== fuzz (fixed seed and runs, at most 30 s per target)"
 bash scripts/fuzz.sh 30

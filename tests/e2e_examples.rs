@@ -29,16 +29,31 @@ fn wasmq(args: &[&std::ffi::OsStr]) -> Output {
 }
 
 /// Builds the plugin crate at `dir` into `out`; returns the component `name`.
+/// The build shares the first-party plugins' target directory, as `--target-dir`
+/// allows: the standard library (built from source on Debian's toolchain) is reused.
 fn build(dir: &Path, out: &Path, name: &str) -> PathBuf {
+    let shared = workspace().join("plugins/target");
     wasmq(&[
         "plugin".as_ref(),
         "build".as_ref(),
         dir.as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
+        "--target-dir".as_ref(),
+        shared.as_os_str(),
     ]);
     let component = out.join(format!("{name}.wasm"));
     assert!(component.is_file(), "no {}", component.display());
+    let copied: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        copied.len(),
+        1,
+        "only this crate's component is copied: {copied:?}"
+    );
     component
 }
 

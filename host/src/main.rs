@@ -299,6 +299,10 @@ enum PluginCommand {
         /// Where the .wasm files go.
         #[arg(long, default_value = "target/wasm-plugins")]
         out: PathBuf,
+        /// cargo's target directory (default DIR/target); one shared by several plugin
+        /// workspaces builds the standard library once for all of them.
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
     },
     /// Writes a new plugin crate NAME/ that builds on its own (out of tree).
     New {
@@ -427,10 +431,15 @@ async fn run(command: Command) -> Result<()> {
         Command::Plugin { command } => match command {
             PluginCommand::List(args) => client(ClientCommand::PluginList(args)).await,
             PluginCommand::Upload(args) => client(ClientCommand::PluginUpload(args)).await,
-            PluginCommand::Build { dir, out } => {
-                let built =
-                    tokio::task::spawn_blocking(move || wasmq::toolchain::build(&dir, &out))
-                        .await??;
+            PluginCommand::Build {
+                dir,
+                out,
+                target_dir,
+            } => {
+                let built = tokio::task::spawn_blocking(move || {
+                    wasmq::toolchain::build(&dir, &out, target_dir.as_deref())
+                })
+                .await??;
                 for file in built {
                     println!("{}", file.display());
                 }

@@ -52,7 +52,9 @@ pub fn detect() -> Result<Toolchain> {
 
 /// Builds every plugin crate of the cargo workspace (or package) at `dir`
 /// into a component and copies the `.wasm` files into `out`; returns them.
-pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+/// `target_dir` (default `dir/target`) may be shared by several plugin workspaces:
+/// the standard library, built from source on Debian's toolchain, is then built once.
+pub fn build(dir: &Path, out: &Path, target_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("plugin directory {}", dir.display()))?;
@@ -60,7 +62,11 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         bail!("{} has no Cargo.toml", dir.display());
     }
     let toolchain = detect()?;
-    let target_dir = dir.join("target");
+    let target_dir = match target_dir {
+        Some(t) => std::path::absolute(t)?,
+        None => dir.join("target"),
+    };
+    let names = component_names(&dir, toolchain)?;
     let mut cargo = match toolchain {
         Toolchain::Rustup => {
             let mut c = Command::new("cargo");
@@ -108,7 +114,11 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
     {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        if path.extension().is_some_and(|e| e == "wasm") && names.iter().any(|n| n == stem) {
             let dest = out.join(path.file_name().expect("a file"));
             std::fs::copy(&path, &dest)
                 .with_context(|| format!("copying to {}", dest.display()))?;
@@ -123,4 +133,60 @@ pub fn build(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(copied)
+}
+
+/// The file stems of the `.wasm` files the workspace at `dir` builds: its cdylib targets,
+/// so that a shared target directory's other components are left where they are.
+fn component_names(dir: &Path, toolchain: Toolchain) -> Result<Vec<String>> {
+    let cargo = match toolchain {
+        Toolchain::Rustup => "cargo",
+        Toolchain::Debian => DEBIAN_CARGO,
+    };
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(dir)
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata in {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading cargo metadata")?;
+    Ok(cdylib_names(&meta))
+}
+
+/// The cdylib target names of `cargo metadata` output, as the file stems cargo writes.
+fn cdylib_names(meta: &serde_json::Value) -> Vec<String> {
+    let empty = vec![];
+    let packages = meta["packages"].as_array().unwrap_or(&empty);
+    packages
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap_or(&empty))
+        .filter(|t| {
+            t["crate_types"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+        })
+        .filter_map(|t| t["name"].as_str().map(|n| n.replace('-', "_")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cdylib_targets_are_components() {
+        let meta = serde_json::json!({"packages": [
+            {"targets": [{"name": "hello-kit", "crate_types": ["cdylib"]}]},
+            {"targets": [{"name": "wasmq-sdk", "crate_types": ["lib"]},
+                         {"name": "tool", "crate_types": ["bin"]}]},
+            {"targets": [{"name": "both", "crate_types": ["rlib", "cdylib"]}]},
+        ]});
+        assert_eq!(cdylib_names(&meta), ["hello_kit", "both"]);
+    }
 }
