@@ -3,7 +3,10 @@
 # the host and the plugins, then runs formatting, lints, unit and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step is announced with the seconds spent so far, to see where CI time goes.
+step() { echo "== $1 (at ${SECONDS}s)"; }
 
+step "setup"
 bash scripts/setup.sh
 bash scripts/postgres.sh setup
 # The store conformance suite and the scale-out test use a real PostgreSQL server.
@@ -12,19 +15,19 @@ bash scripts/postgres.sh start >/dev/null
 bash scripts/setup-smtp.sh
 bash scripts/setup-browser.sh
 
-echo "== build host"
+step "build host"
 cargo build --workspace --all-targets --locked
-echo "== build plugins"
+step "build plugins"
 ./target/debug/wasmq plugin build plugins --out target/wasm-plugins
 
-echo "== format and lints"
+step "format and lints"
 cargo fmt --all --check
 (cd plugins && cargo fmt --all --check)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Plugin crates are linted natively too (wit-bindgen stubs the imports off wasm).
 (cd plugins && cargo clippy --workspace --all-targets --features nativebench/native --locked -- -D warnings)
 
-echo "== corpus (real files from PyPI and Debian packages)"
+step "corpus (real files from PyPI and Debian packages)"
 bash scripts/corpus-images.sh
 bash scripts/corpus-pdfs.sh
 bash scripts/corpus-metadata.sh
@@ -33,12 +36,13 @@ bash scripts/tools-schemathesis.sh
 bash scripts/tools-moto.sh
 bash scripts/tools-wrk.sh
 
-echo "== tests"
+step "tests"
 WASMQ_BIN="$PWD/target/debug/wasmq" WASMQ_PLUGINS_DIR="$PWD/target/wasm-plugins" \
   cargo test --workspace --locked
 # The plugins' pure logic, natively.
 (cd plugins && cargo test --locked -p damcsv -p imaging -p pdfrip-core \
   -p wasmq-image-optimize -p wasmq-metadata-export -p wasmq-metadata-import -p wasmq-move)
 
-echo "== fuzz (fixed seed and runs, at most 30 s per target)"
+step "fuzz (fixed seed and runs, at most 30 s per target)"
 bash scripts/fuzz.sh 30
+step "done"
