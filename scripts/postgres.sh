@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT="${WASMQ_PG_PORT:-55432}"
-DIR="$PWD/target/postgres"
+# WASMQ_PG_DIR and WASMQ_PG_PORT give a test a cluster of its own (one it may stop and start).
+DIR="${WASMQ_PG_DIR:-$PWD/target/postgres}"
 URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 
 bin() {

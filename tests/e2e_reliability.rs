@@ -1,5 +1,6 @@
 //! Faults under a running job: SIGKILL at random points (seeded, replayable), a
-//! full or read-only asset file system, and the SQLite database locked by another process.
+//! full or read-only asset file system, the SQLite database locked by another process,
+//! and the PostgreSQL server restarted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -8,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wasmq_e2e::{Options, Server};
+use wasmq_e2e::{Options, Server, postgres};
 
 /// A small seeded generator (splitmix64), so a failing trial can be replayed
 /// with `WASMQ_SEED=<the printed seed>`.
@@ -418,4 +419,69 @@ async fn the_database_locked_by_another_process_mid_job_only_pauses_it() {
         "the host did not panic"
     );
     assert_eq!(integrity(&db), "ok");
+}
+
+/// PostgreSQL stopped (fast shutdown) in the middle of a job, then started again about
+/// 5 s later: the host stays up and answers 503 meanwhile; the job goes on where it
+/// was, each task run once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_restart_mid_job_only_pauses_it() {
+    let cluster = postgres::OwnCluster::start();
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(2),
+        env: vec![("WASMQ_DATABASE_URL".into(), cluster.url())],
+        ..Default::default()
+    });
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/pg",
+            "params": {"tasks": vec!["slow"; 60], "slowMs": 50}}))
+        .await;
+    let started = Instant::now();
+    while done(&server, &id).await < 5 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.is_alive().await, "the host stays up");
+    // Requests that need the database wait for it a little (5 s), then get 503.
+    let (status, body) = server.get(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("database is unavailable")),
+        "{body}"
+    );
+    assert!(server.is_alive().await, "the host stays up");
+    cluster.start_again();
+
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Complete", "{job}");
+    assert_eq!(job["counts"]["succeeded"], 60, "{job}");
+    let tasks = server.tasks(&id).await;
+    assert_eq!(tasks.len(), 60);
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t["state"] == "succeeded" && t["attempts"] == 1),
+        "nothing failed or ran twice: {tasks:?}"
+    );
+    assert!(
+        server
+            .stderr()
+            .contains("the database is unavailable; trying again"),
+        "the outage was seen and waited out"
+    );
+    assert!(
+        !server.stderr().contains("panicked"),
+        "the host did not panic"
+    );
+    // A job submitted after the restart runs on the new connections.
+    let after = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/pg2",
+            "params": {"tasks": vec!["ok"; 5]}}))
+        .await;
+    assert_eq!(server.wait_done(&after).await["state"], "Complete");
 }

@@ -27,6 +27,72 @@ pub fn server_url() -> &'static str {
     })
 }
 
+/// A PostgreSQL cluster of a test's own, in a temporary directory on a free port
+/// (scripts/postgres.sh with WASMQ_PG_DIR and WASMQ_PG_PORT), that the test may
+/// stop and start again; stopped when dropped.
+pub struct OwnCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnCluster {
+    /// Creates the cluster and starts it.
+    pub fn start() -> OwnCluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = OwnCluster {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            port,
+        };
+        cluster.script("start");
+        cluster
+    }
+
+    /// The cluster's URL.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server the way an operator restarting it does (fast shutdown:
+    /// open sessions are ended, not waited for).
+    pub fn stop(&self) {
+        self.script("stop");
+    }
+
+    /// Starts the server again on the same data.
+    pub fn start_again(&self) {
+        self.script("start");
+    }
+
+    fn script(&self, verb: &str) {
+        let out = Command::new("bash")
+            .arg(workspace().join("scripts/postgres.sh"))
+            .arg(verb)
+            .env("WASMQ_PG_DIR", self.dir.path())
+            .env("WASMQ_PG_PORT", self.port.to_string())
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/postgres.sh {verb} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace().join("scripts/postgres.sh"))
+            .arg("stop")
+            .env("WASMQ_PG_DIR", self.dir.path())
+            .env("WASMQ_PG_PORT", self.port.to_string())
+            .output();
+    }
+}
+
 /// Runs one SQL statement with psql; returns what it printed (unaligned, no headers).
 pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")

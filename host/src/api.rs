@@ -175,6 +175,10 @@ impl IntoResponse for ApiError {
             error["state"] = json!(state.as_str());
         }
         let body = json!({ "error": error });
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry = [(axum::http::header::RETRY_AFTER, "1")];
+            return (self.status, retry, Json(body)).into_response();
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -200,6 +204,14 @@ impl From<StoreError> for ApiError {
                 state: Some(f.from),
                 ..ApiError::new(StatusCode::CONFLICT, None, f.to_string())
             },
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable in a request");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    format!("the database is unavailable; try again: {other}"),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "store error in a request");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, None, other.to_string())

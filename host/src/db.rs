@@ -54,6 +54,28 @@ pub fn sqlite_url(file: &Path) -> String {
     format!("sqlite://{path}?mode=rwc")
 }
 
+/// Whether `e` says the database could not be reached or was busy, so that the same
+/// call may succeed later (as opposed to an answer about the data or the SQL).
+pub fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08), operator intervention such as a
+            // shutdown or a server still starting (57P), too many connections (53300).
+            // SQLite: BUSY and LOCKED with their extended codes.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
+        }),
+        _ => false,
+    }
+}
+
 /// A pool of connections to one database, and its engine.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -71,7 +93,13 @@ impl Db {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(Duration::from_secs(60));
+            // SQLite waits out writers (busy_timeout) with its connections held. A
+            // PostgreSQL server that is down should be told quickly: callers that must
+            // go on wait for it themselves (`store::until_answered`), requests get 503.
+            .acquire_timeout(match backend {
+                Backend::Sqlite => Duration::from_secs(60),
+                Backend::Postgres => Duration::from_secs(5),
+            });
         let options = match backend {
             Backend::Sqlite => options.after_connect(|conn, _| {
                 Box::pin(async move {

@@ -17,7 +17,9 @@ use crate::runtime::bindings::wasmq::plugin::types::{
     ErrorKind, JobInfo, JobSummary, Task, TaskOutcome,
 };
 use crate::runtime::{CallOutcome, LimitsTable, Runtime};
-use crate::store::{ClaimedTask, Job, Lease, Store, StoreError, TaskResult, now_ms};
+use crate::store::{
+    ClaimedTask, Job, Lease, Store, StoreError, TaskResult, now_ms, until_answered,
+};
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -380,9 +382,7 @@ impl Scheduler {
         if let Some(found) = self.contexts.lock().expect("lock").get(id) {
             return Ok(found.clone());
         }
-        let job = self
-            .store
-            .get_job(id)
+        let job = until_answered("reading a job", || self.store.get_job(id))
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no job {id}"))?;
@@ -488,8 +488,7 @@ impl Scheduler {
 
     async fn plan(self: Arc<Self>, id: String, _permit: OwnedSemaphorePermit) {
         let outcome = async {
-            self.store
-                .clear_tasks(&id)
+            until_answered("clearing a job's tasks", || self.store.clear_tasks(&id))
                 .await
                 .map_err(|e| e.to_string())?;
             let (context, plugin) = self.context(&id).await?;
@@ -516,9 +515,11 @@ impl Scheduler {
                     }),
                 )
                 .await;
-            self.charge_call(&context, call.fuel_used, call.cpu)
-                .await
-                .map_err(|e| e.to_string())?;
+            until_answered("charging a call", || {
+                self.charge_call(&context, call.fuel_used, call.cpu)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
             match call.result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) if e.kind == ErrorKind::InvalidInput => {
@@ -541,10 +542,12 @@ impl Scheduler {
                     .log(&id, "info", &format!("planned {total} tasks"))
                     .await
                     .ok();
-                if let Err(e) = self
-                    .store
-                    .apply(&id, Event::Planned { confirm }, &self.config.server_name)
-                    .await
+                let planned = Event::Planned { confirm };
+                let server = &self.config.server_name;
+                if let Err(e) = until_answered("marking a job planned", || {
+                    self.store.apply(&id, planned, server)
+                })
+                .await
                 {
                     tracing::info!(job = %id, error = %e, "job changed while it was planned");
                 }
@@ -591,7 +594,13 @@ impl Scheduler {
             .lock()
             .expect("lock")
             .settle(&account, &pick, result.cpu_ns, true);
-        if let Err(e) = self.record(&task, result, transient).await {
+        // A database that is down keeps the outcome waiting here, not lost (the task's
+        // lease is renewed meanwhile; should it lapse, the late answer is refused).
+        let recorded = until_answered("recording a task outcome", || {
+            self.record(&task, result.clone(), transient)
+        })
+        .await;
+        if let Err(e) = recorded {
             tracing::error!(job = %task.job_id, seq = task.seq, error = %e, "could not record a task outcome");
         }
         self.wake.notify_one();
@@ -756,9 +765,7 @@ impl Scheduler {
     async fn finish(self: Arc<Self>, id: String, _permit: OwnedSemaphorePermit) {
         let outcome = async {
             let (context, plugin) = self.context(&id).await?;
-            let job = self
-                .store
-                .get_job(&id)
+            let job = until_answered("reading a job", || self.store.get_job(&id))
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("job vanished")?;
@@ -785,9 +792,11 @@ impl Scheduler {
                     }),
                 )
                 .await;
-            self.charge_call(&context, call.fuel_used, call.cpu)
-                .await
-                .map_err(|e| e.to_string())?;
+            until_answered("charging a call", || {
+                self.charge_call(&context, call.fuel_used, call.cpu)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
             match call.result {
                 Ok(Ok(())) => Ok(job),
                 Ok(Err(e)) => Err(format!("finish failed ({}): {}", e.code, e.message)),
@@ -801,10 +810,11 @@ impl Scheduler {
                     "job complete: {} tasks, {} succeeded, {} failed",
                     job.total, job.succeeded, job.failed
                 );
-                match self
-                    .store
-                    .apply(&id, Event::Finished, &self.config.server_name)
-                    .await
+                let server = &self.config.server_name;
+                match until_answered("marking a job finished", || {
+                    self.store.apply(&id, Event::Finished, server)
+                })
+                .await
                 {
                     Ok(_) => {
                         self.store.log(&id, "info", &message).await.ok();

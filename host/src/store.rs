@@ -30,6 +30,33 @@ pub enum StoreError {
     LeaseLost(String, i64),
 }
 
+impl StoreError {
+    /// Whether the database was unreachable or busy: the same call may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Db(e) if crate::db::unavailable(e))
+    }
+}
+
+/// Runs a store call until the database answers it: while the database is unreachable
+/// or busy, waits (250 ms, doubling up to 5 s) and calls again; any answer is returned.
+pub async fn until_answered<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut wait = std::time::Duration::from_millis(250);
+    loop {
+        match call().await {
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "{what}: the database is unavailable; trying again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Result of store calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
