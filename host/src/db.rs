@@ -158,6 +158,17 @@ impl Db {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// A hint naming the index a table is read by, on SQLite only: without
+    /// statistics its planner prefers a primary key that matches an ORDER BY,
+    /// and would walk every finished task of a job to find its pending ones.
+    /// PostgreSQL's planner, which keeps statistics, needs no hint.
+    pub fn indexed_by(&self, index: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!(" INDEXED BY {index}"),
+            Backend::Postgres => String::new(),
+        }
+    }
 }
 
 /// A value bound to a query built at run time.

@@ -9,7 +9,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::Notify;
 
 use crate::api::timestamp;
-use crate::db::{Backend, Db};
+use crate::db::Db;
 use crate::jobs::JobState;
 use crate::mail::SmtpConfig;
 use crate::messages::{self, JobEnded};
@@ -137,15 +137,11 @@ const UNNOTIFIED: &str =
 /// transaction (inbox entry, deliveries, mark); returns how many.
 pub async fn dispatch(db: &Db, config: &NotifyConfig) -> Result<usize, sqlx::Error> {
     let mut count = 0;
-    // The partial index holds only the jobs still to notify (SQLite's planner
-    // needs telling; PostgreSQL's finds it).
-    let index = match db.backend() {
-        Backend::Sqlite => "INDEXED BY jobs_to_notify",
-        Backend::Postgres => "",
-    };
+    // The partial index holds only the jobs still to notify.
+    let index = db.indexed_by("jobs_to_notify");
     loop {
         let ids: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM jobs {index} WHERE {UNNOTIFIED} ORDER BY completed_at LIMIT 100"
+            "SELECT id FROM jobs{index} WHERE {UNNOTIFIED} ORDER BY completed_at LIMIT 100"
         ))
         .fetch_all(db.pool())
         .await?;

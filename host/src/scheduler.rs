@@ -63,6 +63,8 @@ pub struct Scheduler {
     runtime: Runtime,
     config: SchedulerConfig,
     wake: Arc<Notify>,
+    /// Woken when a task ends: a round that only hands out tasks follows.
+    task_done: Notify,
     slots: Arc<Semaphore>,
     busy: Mutex<HashSet<String>>,
     contexts: Mutex<HashMap<String, (JobContext, Arc<Plugin>)>>,
@@ -71,6 +73,11 @@ pub struct Scheduler {
 
 /// The idle wait between scheduling rounds when nothing wakes the scheduler.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
+
+/// How often, at most, a task ending makes a full round (settling, starting,
+/// planning and finishing jobs, preemption) rather than one that only hands out
+/// tasks: with short tasks, those job-level queries would otherwise run per task.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(50);
 
 impl Scheduler {
     /// A scheduler over the host's store, assets, plugins and runtime.
@@ -89,6 +96,7 @@ impl Scheduler {
             runtime,
             config,
             wake: Arc::new(Notify::new()),
+            task_done: Notify::new(),
             slots,
             busy: Mutex::new(HashSet::new()),
             contexts: Mutex::new(HashMap::new()),
@@ -144,18 +152,32 @@ impl Scheduler {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recovery failed"),
         }
+        let mut full = true;
+        let mut last_full = std::time::Instant::now();
         loop {
-            if let Err(e) = self.round().await {
+            if full {
+                last_full = std::time::Instant::now();
+            }
+            let outcome = match full {
+                true => self.round().await,
+                false => self.dispatch().await.map(|_| ()),
+            };
+            if let Err(e) = outcome {
                 tracing::error!(error = %e, "scheduling round failed");
             }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_WAIT) => {}
-            }
+            // A full round is due at once when woken from outside, and at most
+            // HOUSEKEEPING_EVERY after the last one while tasks are ending.
+            let until_full = HOUSEKEEPING_EVERY.saturating_sub(last_full.elapsed());
+            full = tokio::select! {
+                _ = self.wake.notified() => true,
+                _ = self.task_done.notified() => last_full.elapsed() >= HOUSEKEEPING_EVERY,
+                _ = tokio::time::sleep(until_full.max(Duration::from_millis(1)).min(IDLE_WAIT)), if !full => true,
+                _ = tokio::time::sleep(IDLE_WAIT), if full => true,
+            };
         }
     }
 
-    /// One scheduling round: settle draining jobs, plan, start, dispatch, finish.
+    /// One full scheduling round: settle draining jobs, plan, start, dispatch, finish.
     async fn round(self: &Arc<Self>) -> Result<(), StoreError> {
         let server = self.config.server_name.as_str();
         for (draining, event) in [
@@ -603,7 +625,7 @@ impl Scheduler {
         if let Err(e) = recorded {
             tracing::error!(job = %task.job_id, seq = task.seq, error = %e, "could not record a task outcome");
         }
-        self.wake.notify_one();
+        self.task_done.notify_one();
     }
 
     /// Runs one task; the flag says whether a failure is worth retrying.

@@ -847,13 +847,14 @@ impl Store {
     /// Active jobs with pending tasks that are due now, with their priority,
     /// weights and how many tasks are ready (counted up to `limit`).
     pub async fn claimable_jobs(&self, limit: i64) -> Result<Vec<Claimable>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT j.id, j.tenant, j.priority, j.weight, COALESCE(t.weight, 1), \
-             (SELECT count(*) FROM (SELECT 1 FROM tasks k WHERE k.job_id = j.id \
+             (SELECT count(*) FROM (SELECT 1 FROM tasks k{} WHERE k.job_id = j.id \
                AND k.state = 'pending' AND k.not_before <= $1 LIMIT $2) AS due) AS ready \
              FROM jobs j LEFT JOIN tenants t ON t.tenant = j.tenant \
              WHERE j.state = 'Active' ORDER BY j.priority DESC, j.created_at",
-        )
+            self.db.indexed_by("tasks_by_state")
+        ))
         .bind(now_ms())
         .bind(limit.max(1))
         .fetch_all(&self.pool)
@@ -888,7 +889,7 @@ impl Store {
         // The picked rows are materialized first: PostgreSQL could otherwise
         // run a LIMIT subquery once per candidate row and update more.
         let rows = sqlx::query(&format!(
-            "WITH picked AS MATERIALIZED (SELECT seq FROM tasks WHERE job_id = $2 \
+            "WITH picked AS MATERIALIZED (SELECT seq FROM tasks{} WHERE job_id = $2 \
                AND state = 'pending' AND not_before <= $1 \
                AND EXISTS (SELECT 1 FROM jobs WHERE id = $2 AND state = 'Active') \
                ORDER BY seq LIMIT $3{}) \
@@ -896,6 +897,7 @@ impl Store {
              owner = $4, lease_until = $5 \
              WHERE job_id = $2 AND seq IN (SELECT seq FROM picked) \
              RETURNING seq, path, input, attempts - 1",
+            self.db.indexed_by("tasks_by_state"),
             self.db.skip_locked()
         ))
         .bind(now_ms())
@@ -1080,13 +1082,16 @@ impl Store {
             "failed"
         };
         sqlx::query(&format!(
-            "UPDATE jobs SET {column} = {column} + 1, updated_at = $1 WHERE id = $2"
+            "UPDATE jobs SET {column} = {column} + 1, updated_at = $1, \
+             fuel_used = fuel_used + $2, cpu_ns = cpu_ns + $3 WHERE id = $4"
         ))
         .bind(now)
+        .bind(result.fuel_used as i64)
+        .bind(result.cpu_ns as i64)
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        charge(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
+        charge_tenant(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
         let mut failed_job = None;
         if !result.succeeded {
             let (state, total, succeeded, failed): (String, i64, i64, i64) =
@@ -1446,6 +1451,16 @@ async fn charge(
         .bind(job_id)
         .execute(&mut **tx)
         .await?;
+    charge_tenant(tx, job_id, fuel, cpu_ns).await
+}
+
+/// Adds a call's cost to the account of its job's tenant.
+async fn charge_tenant(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    job_id: &str,
+    fuel: u64,
+    cpu_ns: u64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO tenants (tenant, fuel_used, cpu_ns) SELECT tenant, $1, $2 FROM jobs WHERE id = $3 \
          ON CONFLICT (tenant) DO UPDATE SET fuel_used = tenants.fuel_used + $1, cpu_ns = tenants.cpu_ns + $2",
