@@ -97,6 +97,10 @@ async fn the_processing_api_runs_and_reports_jobs() {
     let (_, answer) = server.post(BASE, &slow).await;
     let slow_id = answer["processingId"].as_str().unwrap().to_string();
     status_until(&server, &slow_id, "RUNNING").await;
+    // RUNNING also covers Preparing, which a cancel ends at once: wait for tasks to run.
+    server
+        .wait_for(&slow_id, &["Active"], Duration::from_secs(60))
+        .await;
     let (code, status) = server
         .post(&format!("{BASE}/cancel"), &json!({"processingId": slow_id}))
         .await;

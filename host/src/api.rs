@@ -483,7 +483,9 @@ async fn control_job(
     Ok(Json(job_json(&job, app.store.task_counts(&job).await?)))
 }
 
-/// Logs a change `caller` made to a job, wakes the scheduler, and reads the job again.
+/// Logs a change `caller` made to a job, reads the job again, and wakes the
+/// scheduler (after the read: the answer shows the state the change made, say
+/// Pausing, not one the scheduler moved on to since, such as Paused).
 pub(crate) async fn changed(
     app: &AppState,
     caller: &Caller,
@@ -493,8 +495,9 @@ pub(crate) async fn changed(
     app.store
         .log(job_id, "info", &format!("{what} by {}", caller.user))
         .await?;
+    let job = find_job(app, caller, job_id).await;
     app.wake.notify_one();
-    find_job(app, caller, job_id).await
+    job
 }
 
 /// `PATCH /api/v1/jobs/{id}` with `{"priority": N}` and/or `{"weight": W}`:
