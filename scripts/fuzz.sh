@@ -11,6 +11,7 @@ SEED=${WASMQ_FUZZ_SEED:-1}
 SCALE=${WASMQ_FUZZ_SCALE:-1}
 # The flags `cargo fuzz build -s none` passes, with plain cargo: stable Rust, and no
 # cargo-fuzz to install (the layout stays cargo-fuzz's, for `cargo fuzz run` by hand).
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS # scripts/test.sh lints the host workspace only
 export CARGO_TARGET_DIR="$PWD/target/fuzz" RUSTFLAGS="-Cpasses=sancov-module \
 -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
 -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares \

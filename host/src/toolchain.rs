@@ -95,6 +95,8 @@ pub fn build(dir: &Path, out: &Path, target_dir: Option<&Path>) -> Result<Vec<Pa
     for var in [
         "RUSTC",
         "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
