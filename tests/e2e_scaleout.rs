@@ -180,7 +180,12 @@ async fn three_nodes_share_the_work_and_survive_a_sigkill() {
             ran_on.insert(t["node"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(ran_on.len(), 3, "all three nodes ran tasks: {ran_on:?}");
+    // Node-2 took part (it held tasks when it died; it may not have finished
+    // one first); both survivors finished tasks.
+    assert!(
+        ran_on.contains("node-1") && ran_on.contains("node-3"),
+        "both surviving nodes ran tasks: {ran_on:?}"
+    );
     // What node-2 held ran again, to its end, on a live node.
     for (id, seq) in &orphans {
         let t = tasks[id].iter().find(|t| t["seq"] == *seq).unwrap();
