@@ -20,7 +20,7 @@ export CARGO_TARGET_DIR="$PWD/target/fuzz" RUSTFLAGS="-Cpasses=sancov-module \
 triple=x86_64-unknown-linux-gnu
 cargo build --manifest-path fuzz/Cargo.toml --locked --release --target "$triple" \
   --config 'profile.release.debug="line-tables-only"' --bins
-for target in damcsv:300000 request:2000000; do
+for target in damcsv:200000 request:2000000; do
   runs=$(( ${target#*:} * SCALE ))
   target=${target%:*}
   corpus="target/fuzz-corpus/$target"
