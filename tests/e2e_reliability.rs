@@ -374,6 +374,15 @@ async fn done(server: &Server, id: &str) -> i64 {
     job["progress"]["done"].as_i64().unwrap()
 }
 
+/// Waits until `n` tasks of the job are done (30 s at most).
+async fn until_done(server: &Server, id: &str, n: i64) {
+    let started = Instant::now();
+    while done(server, id).await < n {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_database_locked_by_another_process_mid_job_only_pauses_it() {
     let server = Server::start(Options {
@@ -385,11 +394,7 @@ async fn the_database_locked_by_another_process_mid_job_only_pauses_it() {
         .submit(&json!({"type": "chaos", "path": "/content/dam/lock",
             "params": {"tasks": vec!["slow"; 40], "slowMs": 40}}))
         .await;
-    let started = Instant::now();
-    while done(&server, &id).await < 5 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_done(&server, &id, 5).await;
     let db = server.data_dir().join("wasmq.db");
     let locker = Locker::lock(&db);
     let at_lock = done(&server, &id).await;
@@ -437,11 +442,7 @@ async fn a_postgres_restart_mid_job_only_pauses_it() {
         .submit(&json!({"type": "chaos", "path": "/content/dam/pg",
             "params": {"tasks": vec!["slow"; 60], "slowMs": 50}}))
         .await;
-    let started = Instant::now();
-    while done(&server, &id).await < 5 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_done(&server, &id, 5).await;
     cluster.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(server.is_alive().await, "the host stays up");

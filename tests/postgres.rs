@@ -66,12 +66,19 @@ impl OwnCluster {
         self.script("start");
     }
 
-    fn script(&self, verb: &str) {
-        let out = Command::new("bash")
-            .arg(workspace().join("scripts/postgres.sh"))
+    /// scripts/postgres.sh VERB on this cluster.
+    fn command(&self, verb: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(workspace().join("scripts/postgres.sh"))
             .arg(verb)
             .env("WASMQ_PG_DIR", self.dir.path())
-            .env("WASMQ_PG_PORT", self.port.to_string())
+            .env("WASMQ_PG_PORT", self.port.to_string());
+        cmd
+    }
+
+    fn script(&self, verb: &str) {
+        let out = self
+            .command(verb)
             .output()
             .expect("run scripts/postgres.sh");
         assert!(
@@ -84,12 +91,7 @@ impl OwnCluster {
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(workspace().join("scripts/postgres.sh"))
-            .arg("stop")
-            .env("WASMQ_PG_DIR", self.dir.path())
-            .env("WASMQ_PG_PORT", self.port.to_string())
-            .output();
+        let _ = self.command("stop").output();
     }
 }
 
