@@ -608,6 +608,21 @@ async fn another_tenant_sees_and_controls_nothing_and_a_submitter_administers_no
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
+    // The job awaiting confirmation is Suspended once its plan ran.
+    loop {
+        let (_, job) = as_token(
+            &server,
+            &alice,
+            Method::GET,
+            &format!("/api/v1/jobs/{waiting}"),
+            None,
+        )
+        .await;
+        if job["state"] == "Suspended" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let watched = [
         format!("/api/v1/jobs/{finished}"),
         format!("/api/v1/jobs/{waiting}"),
