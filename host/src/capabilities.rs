@@ -55,6 +55,7 @@ pub struct JobContext {
 }
 
 /// The per-call state behind the imports.
+#[derive(Clone)]
 pub struct CallCtx {
     job: Option<JobContext>,
     phase: Phase,

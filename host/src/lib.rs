@@ -6,6 +6,7 @@ pub mod asset_routes;
 pub mod assetbench;
 pub mod assets;
 pub mod auth;
+pub mod batches;
 pub mod bench;
 pub mod capabilities;
 pub mod cli;

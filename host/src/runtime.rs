@@ -231,6 +231,8 @@ pub struct CallState {
     table: ResourceTable,
     limiter: Limiter,
     stderr: MemoryOutputPipe,
+    /// When the current call's wall time runs out.
+    deadline: Instant,
     /// The job-scoped capabilities the plugin's imports use.
     pub ctx: CallCtx,
 }
@@ -258,6 +260,8 @@ pub enum LimitExceeded {
 struct Limiter {
     memory: usize,
     table_elements: usize,
+    /// The largest memory the instance has grown to, in bytes.
+    size: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -274,6 +278,7 @@ impl ResourceLimiter for Limiter {
             }
             .into());
         }
+        self.size = self.size.max(desired);
         Ok(true)
     }
 
@@ -387,20 +392,60 @@ impl Runtime {
         limits: Limits,
         call: CallFn<T>,
     ) -> CallOutcome<T> {
-        let started = Instant::now();
-        let failed = |message: String| CallOutcome {
-            result: Err(message),
-            fuel_used: 0,
-            cpu: Duration::ZERO,
-            elapsed: started.elapsed(),
-        };
-        let (pre, engine) = match self
-            .pre(plugin, limits.metering)
-            .and_then(|pre| Ok((pre, self.flavor(limits.metering)?.engine.clone())))
-        {
-            Ok(found) => found,
-            Err(e) => return failed(format!("could not prepare the plugin: {e}")),
-        };
+        self.session(plugin, ctx, limits).call(call).await
+    }
+
+    /// A session for several calls of one job on one instance (see [`Session`]).
+    pub fn session(&self, plugin: &Loaded, ctx: CallCtx, limits: Limits) -> Session {
+        Session {
+            runtime: self.clone(),
+            plugin: plugin.clone(),
+            ctx,
+            limits,
+            live: None,
+            instances: 0,
+        }
+    }
+}
+
+/// Consecutive calls of one job, each metered and limited on its own, that
+/// share an instance while it stays clean.
+///
+/// The first call instantiates the plugin in a store of its own; later calls
+/// reuse that instance, so its globals and memory carry over between them.
+/// A call that fails (trap, limit, timeout), writes to stderr, or leaves the
+/// instance's memory past half its limit retires the instance: the next call
+/// gets a fresh one. A session never outlives the batch of one job's tasks
+/// the scheduler gives it, so nothing carries over between jobs or tenants.
+pub struct Session {
+    runtime: Runtime,
+    plugin: Loaded,
+    ctx: CallCtx,
+    limits: Limits,
+    live: Option<Live>,
+    instances: u32,
+}
+
+/// A store and, once the first call made it, its instance.
+struct Live {
+    store: Store<CallState>,
+    instance: Option<JobType>,
+}
+
+impl Session {
+    /// How many instances this session has made so far.
+    pub fn instances(&self) -> u32 {
+        self.instances
+    }
+
+    fn start(&mut self) -> Result<Live, String> {
+        let limits = self.limits;
+        let engine = self
+            .runtime
+            .flavor(limits.metering)
+            .map_err(|e| format!("could not prepare the plugin: {e}"))?
+            .engine
+            .clone();
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -414,38 +459,84 @@ impl Runtime {
             limiter: Limiter {
                 memory: limits.memory,
                 table_elements: limits.table_elements,
+                size: 0,
             },
             stderr,
-            ctx,
+            deadline: Instant::now() + limits.wall,
+            ctx: self.ctx.clone(),
         };
         let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
         if limits.metering == Metering::Fuel {
-            if let Err(e) = store.set_fuel(limits.fuel) {
-                return failed(format!("{e:#}"));
-            }
             // Fuel runs out in slices, so a long call yields to other tasks.
-            if let Err(e) = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)) {
-                return failed(format!("{e:#}"));
-            }
+            store
+                .fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL))
+                .map_err(|e| format!("{e:#}"))?;
         }
         if limits.metering != Metering::Unmetered {
-            let deadline = started + limits.wall;
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |_| {
-                if Instant::now() >= deadline {
+            store.epoch_deadline_callback(move |store| {
+                if Instant::now() >= store.data().deadline {
                     Err(LimitExceeded::WallTime(limits.wall).into())
                 } else {
                     Ok(UpdateDeadline::Yield(1))
                 }
             });
         }
+        Ok(Live {
+            store,
+            instance: None,
+        })
+    }
+
+    /// Runs `call` on this session's instance (a fresh one if there is none
+    /// or the last one was retired), with the session's limits, and meters it.
+    pub async fn call<T>(&mut self, call: CallFn<T>) -> CallOutcome<T> {
+        let started = Instant::now();
+        let limits = self.limits;
+        let failed = |message: String| CallOutcome {
+            result: Err(message),
+            fuel_used: 0,
+            cpu: Duration::ZERO,
+            elapsed: started.elapsed(),
+        };
+        let pre = match self.runtime.pre(&self.plugin, limits.metering) {
+            Ok(pre) => pre,
+            Err(e) => return failed(format!("could not prepare the plugin: {e}")),
+        };
+        let live = match self.live.take() {
+            Some(live) => live,
+            None => match self.start() {
+                Ok(live) => live,
+                Err(message) => return failed(message),
+            },
+        };
+        let Live {
+            mut store,
+            mut instance,
+        } = live;
+        if limits.metering == Metering::Fuel
+            && let Err(e) = store.set_fuel(limits.fuel)
+        {
+            return failed(format!("{e:#}"));
+        }
+        if limits.metering != Metering::Unmetered {
+            store.data_mut().deadline = started + limits.wall;
+            store.set_epoch_deadline(1);
+        }
+        if instance.is_none() {
+            self.instances += 1;
+        }
 
         let mut cpu = Duration::ZERO;
         let run = CpuTimed {
             inner: Box::pin(async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                call(&mut store, &instance).await
+                let fresh = match instance.take() {
+                    Some(reused) => reused,
+                    None => pre.instantiate_async(&mut store).await?,
+                };
+                let called = call(&mut store, &fresh).await;
+                instance = Some(fresh);
+                called
             }),
             cpu: &mut cpu,
         };
@@ -460,6 +551,13 @@ impl Runtime {
             Metering::Fuel => limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
             _ => 0,
         };
+        let state = store.data();
+        let clean = result.is_ok()
+            && state.stderr.contents().is_empty()
+            && state.limiter.size <= limits.memory / 2;
+        if clean {
+            self.live = Some(Live { store, instance });
+        }
         CallOutcome {
             result,
             fuel_used,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::assets::AssetRepo;
+use crate::batches::{self, TaskTime};
 use crate::capabilities::{CallCtx, JobContext, Phase};
 use crate::fairshare::{Candidate, Ledger, Pick};
 use crate::jobs::{Event, FailureThreshold, JobState};
@@ -16,7 +17,7 @@ use crate::plugins::{Plugin, Registry};
 use crate::runtime::bindings::wasmq::plugin::types::{
     ErrorKind, JobInfo, JobSummary, Task, TaskOutcome,
 };
-use crate::runtime::{CallOutcome, LimitsTable, Runtime};
+use crate::runtime::{CallOutcome, LimitsTable, Runtime, Session};
 use crate::store::{
     ClaimedTask, Job, Lease, Store, StoreError, TaskResult, now_ms, until_answered,
 };
@@ -69,6 +70,17 @@ pub struct Scheduler {
     busy: Mutex<HashSet<String>>,
     contexts: Mutex<HashMap<String, (JobContext, Arc<Plugin>)>>,
     ledger: Mutex<Ledger>,
+    /// Each running job's recent task times, which size its batches.
+    task_times: Mutex<HashMap<String, TaskTime>>,
+}
+
+/// A batch's final outcomes so far, beside its job's recorded counts.
+#[derive(Default)]
+struct Tally {
+    succeeded: i64,
+    failed: i64,
+    /// The job's (total, succeeded, failed) as recorded, read at the batch's first failure.
+    recorded: Option<(i64, i64, i64)>,
 }
 
 /// The idle wait between scheduling rounds when nothing wakes the scheduler.
@@ -101,6 +113,7 @@ impl Scheduler {
             busy: Mutex::new(HashSet::new()),
             contexts: Mutex::new(HashMap::new()),
             ledger: Mutex::new(Ledger::new()),
+            task_times: Mutex::new(HashMap::new()),
         })
     }
 
@@ -253,8 +266,8 @@ impl Scheduler {
         self.preempt_or_resume(unserved).await
     }
 
-    /// Gives each free worker a task, chosen by the fair-share picker; returns
-    /// the jobs left with ready tasks, as (id, priority).
+    /// Gives each free worker a batch of one job's tasks, the job chosen by the
+    /// fair-share picker; returns the jobs left with ready tasks, as (id, priority).
     async fn dispatch(self: &Arc<Self>) -> Result<Vec<(String, i64)>, StoreError> {
         let free = self.slots.available_permits();
         let lease = self.lease();
@@ -287,9 +300,15 @@ impl Scheduler {
             if mine.is_empty() {
                 continue;
             }
+            let batch = self
+                .task_times
+                .lock()
+                .expect("lock")
+                .get(&candidate.job)
+                .map_or(1, TaskTime::batch);
             let claimed = self
                 .store
-                .claim_job_tasks(&candidate.job, mine.len() as i64, &lease)
+                .claim_job_tasks(&candidate.job, (mine.len() * batch) as i64, &lease)
                 .await;
             let tasks = match claimed {
                 Ok(tasks) => tasks,
@@ -299,10 +318,14 @@ impl Scheduler {
                 }
             };
             picked[i] = tasks.len();
-            self.unpick(candidate, &mine[tasks.len()..]);
-            for (task, pick) in tasks.into_iter().zip(mine) {
-                let permit = self.slot().expect("picked no more tasks than free slots");
-                tokio::spawn(self.clone().run_task(task, candidate.clone(), pick, permit));
+            let split = batches::split(tasks, mine.len());
+            self.unpick(candidate, &mine[split.len()..]);
+            for (tasks, pick) in split.into_iter().zip(mine) {
+                let permit = self.slot().expect("picked no more batches than free slots");
+                tokio::spawn(
+                    self.clone()
+                        .run_batch(tasks, candidate.clone(), pick, permit),
+                );
             }
         }
         Ok(candidates
@@ -365,6 +388,7 @@ impl Scheduler {
     fn forget(&self, id: &str) {
         self.contexts.lock().expect("lock").remove(id);
         self.ledger.lock().expect("lock").forget(id);
+        self.task_times.lock().expect("lock").remove(id);
     }
 
     /// Charges plan or finish calls to the job's and tenant's accounts.
@@ -588,78 +612,133 @@ impl Scheduler {
         }
     }
 
-    async fn run_task(
+    /// Runs a batch of one job's tasks in order on one [`Session`], then
+    /// records their outcomes together. The batch stops early, giving the rest
+    /// back, when its job fails or it has taken twice its slice.
+    async fn run_batch(
         self: Arc<Self>,
-        task: ClaimedTask,
+        tasks: Vec<ClaimedTask>,
         account: Candidate,
         pick: Pick,
         _permit: OwnedSemaphorePermit,
     ) {
-        let (result, transient) = match self.context(&task.job_id).await {
-            Ok((context, plugin)) => self.call_task(context, &plugin, &task).await,
+        let started = std::time::Instant::now();
+        let job_id = account.job.clone();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        let mut unrun = Vec::new();
+        match self.context(&job_id).await {
+            Ok((context, plugin)) => {
+                let limits = self.config.limits.for_type(&context.info.job_type);
+                let call = CallCtx::for_job(context.clone(), Phase::Task);
+                let mut session = self.runtime.session(&plugin.loaded, call, limits);
+                let mut tasks = tasks.into_iter();
+                let mut tally = Tally::default();
+                for task in tasks.by_ref() {
+                    let (result, transient, job_failed) =
+                        self.call_task(&mut session, &context, &plugin, &task).await;
+                    let failed_for_good = !result.succeeded && !self.will_retry(&task, transient);
+                    match (result.succeeded, failed_for_good) {
+                        (true, _) => tally.succeeded += 1,
+                        (false, true) => tally.failed += 1,
+                        (false, false) => {}
+                    }
+                    outcomes.push((task, result, transient));
+                    let past_threshold =
+                        failed_for_good && self.past_failure_threshold(&job_id, &mut tally).await;
+                    if job_failed || past_threshold || started.elapsed() >= batches::SLICE * 2 {
+                        break;
+                    }
+                }
+                unrun = tasks.collect();
+            }
             Err(reason) => {
-                self.fail_job(&task.job_id, &reason).await;
-                (
-                    TaskResult {
+                self.fail_job(&job_id, &reason).await;
+                for task in tasks {
+                    let result = TaskResult {
                         succeeded: false,
                         code: 500,
-                        message: reason,
+                        message: reason.clone(),
                         etag: None,
                         fuel_used: 0,
                         cpu_ns: 0,
-                    },
-                    false,
-                )
+                    };
+                    outcomes.push((task, result, false));
+                }
             }
-        };
+        }
+        self.task_times
+            .lock()
+            .expect("lock")
+            .entry(job_id.clone())
+            .or_default()
+            .observe(outcomes.len(), started.elapsed());
+        let cpu_ns = outcomes.iter().map(|(_, r, _)| r.cpu_ns).sum();
         self.ledger
             .lock()
             .expect("lock")
-            .settle(&account, &pick, result.cpu_ns, true);
-        // A database that is down keeps the outcome waiting here, not lost (the task's
-        // lease is renewed meanwhile; should it lapse, the late answer is refused).
-        let recorded = until_answered("recording a task outcome", || {
-            self.record(&task, result.clone(), transient)
-        })
-        .await;
+            .settle(&account, &pick, cpu_ns, true);
+        if !unrun.is_empty() {
+            let released =
+                until_answered("giving back tasks", || self.store.release_tasks(&unrun)).await;
+            if let Err(e) = released {
+                tracing::error!(job = %job_id, error = %e, "could not give back unrun tasks; their lease will expire");
+            }
+        }
+        // A database that is down keeps the outcomes waiting here, not lost (the tasks'
+        // leases are renewed meanwhile; should one lapse, its late answer is refused).
+        let recorded = until_answered("recording task outcomes", || self.record(&outcomes)).await;
         if let Err(e) = recorded {
-            tracing::error!(job = %task.job_id, seq = task.seq, error = %e, "could not record a task outcome");
+            tracing::error!(job = %job_id, error = %e, "could not record task outcomes");
         }
         self.task_done.notify_one();
     }
 
-    /// Runs one task; the flag says whether a failure is worth retrying.
+    /// Whether a job's recorded counts plus a batch's unrecorded `tally` pass
+    /// its failure threshold (the recorded counts are read once per batch).
+    async fn past_failure_threshold(&self, job_id: &str, tally: &mut Tally) -> bool {
+        if tally.recorded.is_none() {
+            let job = until_answered("reading a job", || self.store.get_job(job_id)).await;
+            tally.recorded = Some(match job {
+                Ok(Some(job)) => (job.total, job.succeeded, job.failed),
+                _ => (0, 0, 0), // checked again when the outcomes are recorded
+            });
+        }
+        let (total, succeeded, failed) = tally.recorded.unwrap_or_default();
+        let failed = failed + tally.failed;
+        let ran = succeeded + tally.succeeded + failed;
+        self.config
+            .failure
+            .exceeded(total as u64, ran as u64, failed as u64)
+    }
+
+    /// Runs one task in `session`; says whether a failure is worth retrying
+    /// and whether the task failed its whole job (invalid input).
     async fn call_task(
         &self,
-        context: JobContext,
+        session: &mut Session,
+        context: &JobContext,
         plugin: &Plugin,
         task: &ClaimedTask,
-    ) -> (TaskResult, bool) {
+    ) -> (TaskResult, bool, bool) {
         let info = context.info.clone();
         let (job_type, tenant) = (info.job_type.clone(), info.tenant.clone());
-        let limits = self.config.limits.for_type(&info.job_type);
         let wit_task = Task {
             path: task.path.clone(),
             input: task.input.clone(),
         };
-        let call: CallOutcome<Result<TaskOutcome, _>> = self
-            .runtime
-            .call(
-                &plugin.loaded,
-                CallCtx::for_job(context, Phase::Task),
-                limits,
-                Box::new(move |store, instance| {
-                    Box::pin(async move {
-                        instance
-                            .wasmq_plugin_plugin()
-                            .call_run_task(store, &info, &wit_task)
-                            .await
-                    })
-                }),
-            )
+        let call: CallOutcome<Result<TaskOutcome, _>> = session
+            .call(Box::new(move |store, instance| {
+                Box::pin(async move {
+                    instance
+                        .wasmq_plugin_plugin()
+                        .call_run_task(store, &info, &wit_task)
+                        .await
+                })
+            }))
             .await;
         let fuel_used = call.fuel_used;
         let cpu_ns = call.cpu.as_nanos() as u64;
+        let mut job_failed = false;
         let (result, transient) = match call.result {
             Ok(Ok(outcome)) => (
                 TaskResult {
@@ -676,6 +755,7 @@ impl Scheduler {
                 if e.kind == ErrorKind::InvalidInput {
                     self.fail_job(&task.job_id, &format!("invalid input: {}", e.message))
                         .await;
+                    job_failed = true;
                 }
                 let transient = e.kind == ErrorKind::Transient;
                 (
@@ -716,7 +796,7 @@ impl Scheduler {
             fuel_used,
             call.cpu,
         );
-        (result, transient)
+        (result, transient, job_failed)
     }
 
     /// True if a task that failed this way goes back to the queue.
@@ -724,62 +804,57 @@ impl Scheduler {
         transient && task.attempts + 1 < self.config.max_attempts
     }
 
-    /// Stores a task's outcome: retried later if transient and attempts remain,
-    /// else final; then applies the job's failure threshold.
-    async fn record(
-        &self,
-        task: &ClaimedTask,
-        result: TaskResult,
-        transient: bool,
-    ) -> Result<(), StoreError> {
-        let attempts = task.attempts + 1;
-        if self.will_retry(task, transient) {
-            let delay = self.config.retry_base * 2u32.pow((attempts - 1).min(16) as u32);
-            let not_before = now_ms() + delay.as_millis() as i64;
-            self.store
-                .log(
-                    &task.job_id,
-                    "warn",
-                    &format!(
-                        "task {} ({}) will be retried in {delay:?}: {}",
-                        task.seq, task.path, result.message
-                    ),
-                )
-                .await?;
-            return match self.store.retry_task(task, not_before, &result).await {
-                Err(StoreError::LeaseLost(..)) => {
-                    tracing::warn!(job = %task.job_id, seq = task.seq, "lease lost; another node runs this task");
-                    Ok(())
+    /// Stores the outcomes of a batch of one job's tasks: each failed one
+    /// retried later if transient and attempts remain, the rest final and
+    /// counted in one transaction that also applies the job's failure threshold.
+    async fn record(&self, outcomes: &[(ClaimedTask, TaskResult, bool)]) -> Result<(), StoreError> {
+        let mut last = Vec::with_capacity(outcomes.len());
+        for (task, result, transient) in outcomes {
+            let attempts = task.attempts + 1;
+            if self.will_retry(task, *transient) {
+                let delay = self.config.retry_base * 2u32.pow((attempts - 1).min(16) as u32);
+                let not_before = now_ms() + delay.as_millis() as i64;
+                self.store
+                    .log(
+                        &task.job_id,
+                        "warn",
+                        &format!(
+                            "task {} ({}) will be retried in {delay:?}: {}",
+                            task.seq, task.path, result.message
+                        ),
+                    )
+                    .await?;
+                match self.store.retry_task(task, not_before, result).await {
+                    Err(StoreError::LeaseLost(..)) => {
+                        tracing::warn!(job = %task.job_id, seq = task.seq, "lease lost; another node runs this task");
+                    }
+                    other => other?,
                 }
-                other => other,
-            };
-        }
-        if !result.succeeded {
-            self.store
-                .log(
-                    &task.job_id,
-                    "warn",
-                    &format!(
-                        "task {} ({}) failed with {}: {}",
-                        task.seq, task.path, result.code, result.message
-                    ),
-                )
-                .await?;
-        }
-        let failed_job = match self
-            .store
-            .finish_task(task, &result, self.config.failure)
-            .await
-        {
-            Err(StoreError::LeaseLost(..)) => {
-                tracing::warn!(job = %task.job_id, seq = task.seq, "lease lost; another node runs this task");
-                return Ok(());
+                continue;
             }
-            other => other?,
-        };
-        if let Some(reason) = failed_job {
-            tracing::warn!(job = %task.job_id, %reason, "job failing");
-            self.store.log(&task.job_id, "error", &reason).await?;
+            if !result.succeeded {
+                self.store
+                    .log(
+                        &task.job_id,
+                        "warn",
+                        &format!(
+                            "task {} ({}) failed with {}: {}",
+                            task.seq, task.path, result.code, result.message
+                        ),
+                    )
+                    .await?;
+            }
+            last.push((task.clone(), result.clone()));
+        }
+        let finished = self.store.finish_tasks(&last, self.config.failure).await?;
+        for seq in finished.lost {
+            let job = last.first().map_or("", |(t, _)| t.job_id.as_str());
+            tracing::warn!(job, seq, "lease lost; another node runs this task");
+        }
+        if let Some(reason) = finished.failed_job {
+            let job = &last[0].0.job_id;
+            tracing::warn!(job = %job, %reason, "job failing");
+            self.store.log(job, "error", &reason).await?;
         }
         Ok(())
     }

@@ -195,6 +195,15 @@ pub struct ClaimedTask {
     pub attempts: i64,
 }
 
+/// What [`Store::finish_tasks`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finished {
+    /// Tasks not recorded because this claim no longer held them (by `seq`).
+    pub lost: Vec<i64>,
+    /// Why the job now fails, if these outcomes took it past its failure threshold.
+    pub failed_job: Option<String>,
+}
+
 /// A node's hold on the work it claims: its server name, and how long a
 /// claim lasts unless the node's heartbeat renews it.
 #[derive(Debug, Clone)]
@@ -1038,89 +1047,149 @@ impl Store {
             .expect("the row was just written"))
     }
 
-    /// Records a task's final outcome and counts it in its job.
-    ///
-    /// In the same transaction, a failed task that takes an Active job past
-    /// `failure` moves the job to Failing (so no further task of it is
-    /// claimed); the reason is returned.
-    ///
-    /// Only the claim that still holds the task counts: if its lease expired
-    /// and another node took the task over, nothing changes and the result is
-    /// `Err(StoreError::LeaseLost)`.
+    /// Records a task's final outcome and counts it in its job: [`Store::finish_tasks`]
+    /// for one task, with `Err(StoreError::LeaseLost)` if it no longer held it.
     pub async fn finish_task(
         &self,
         task: &ClaimedTask,
         result: &TaskResult,
         failure: FailureThreshold,
     ) -> Result<Option<String>> {
-        let (job_id, seq) = (task.job_id.as_str(), task.seq);
+        let finished = self
+            .finish_tasks(&[(task.clone(), result.clone())], failure)
+            .await?;
+        if !finished.lost.is_empty() {
+            return Err(StoreError::LeaseLost(task.job_id.clone(), task.seq));
+        }
+        Ok(finished.failed_job)
+    }
+
+    /// Records the final outcomes of tasks of one job and counts them in it,
+    /// in one transaction.
+    ///
+    /// Only a claim that still holds its task counts: a task whose lease
+    /// expired and that another node took over is left alone and listed in
+    /// [`Finished::lost`]. If failed tasks take an Active job past `failure`,
+    /// the job moves to Failing in the same transaction (so no further task of
+    /// it is claimed) and the reason is returned.
+    pub async fn finish_tasks(
+        &self,
+        outcomes: &[(ClaimedTask, TaskResult)],
+        failure: FailureThreshold,
+    ) -> Result<Finished> {
+        let mut finished = Finished::default();
+        let Some((first, _)) = outcomes.first() else {
+            return Ok(finished);
+        };
+        let job_id = first.job_id.as_str();
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE tasks SET state = $1, code = $2, message = $3, etag = $4, fuel_used = fuel_used + $5, \
-             cpu_ns = cpu_ns + $6, finished_at = $7, lease_until = NULL \
-             WHERE job_id = $8 AND seq = $9 AND state = 'running' AND attempts = $10",
-        )
-        .bind(if result.succeeded { "succeeded" } else { "failed" })
-        .bind(result.code)
-        .bind(&result.message)
-        .bind(&result.etag)
-        .bind(result.fuel_used as i64)
-        .bind(result.cpu_ns as i64)
-        .bind(now)
-        .bind(job_id)
-        .bind(seq)
-        .bind(task.attempts + 1)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost(job_id.to_string(), seq));
-        }
-        let column = if result.succeeded {
-            "succeeded"
-        } else {
-            "failed"
-        };
-        sqlx::query(&format!(
-            "UPDATE jobs SET {column} = {column} + 1, updated_at = $1, \
-             fuel_used = fuel_used + $2, cpu_ns = cpu_ns + $3 WHERE id = $4"
-        ))
-        .bind(now)
-        .bind(result.fuel_used as i64)
-        .bind(result.cpu_ns as i64)
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
-        charge_tenant(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
-        let mut failed_job = None;
-        if !result.succeeded {
-            let (state, total, succeeded, failed): (String, i64, i64, i64) =
+        // The failure threshold is checked after each failed outcome, in order,
+        // against the job's counts as they grow.
+        let mut job: Option<(String, i64, i64, i64)> = None;
+        if outcomes.iter().any(|(_, r)| !r.succeeded) {
+            job = Some(
                 sqlx::query_as("SELECT state, total, succeeded, failed FROM jobs WHERE id = $1")
                     .bind(job_id)
                     .fetch_one(&mut *tx)
-                    .await?;
-            let ran = (succeeded + failed) as u64;
-            if state == JobState::Active.as_str()
-                && failure.exceeded(total as u64, ran, failed as u64)
-            {
-                let to = jobs::transition(JobState::Active, Event::Fail)?;
-                let reason = format!(
-                    "{failed} of the {ran} tasks run so far failed (more than {}%)",
-                    failure.percent
+                    .await?,
+            );
+        }
+        let (mut succeeded, mut failed, mut fuel, mut cpu) = (0i64, 0i64, 0u64, 0u64);
+        for (task, result) in outcomes {
+            debug_assert_eq!(task.job_id, job_id, "one job per call");
+            let done = sqlx::query(
+                "UPDATE tasks SET state = $1, code = $2, message = $3, etag = $4, fuel_used = fuel_used + $5, \
+                 cpu_ns = cpu_ns + $6, finished_at = $7, lease_until = NULL \
+                 WHERE job_id = $8 AND seq = $9 AND state = 'running' AND attempts = $10",
+            )
+            .bind(if result.succeeded { "succeeded" } else { "failed" })
+            .bind(result.code)
+            .bind(&result.message)
+            .bind(&result.etag)
+            .bind(result.fuel_used as i64)
+            .bind(result.cpu_ns as i64)
+            .bind(now)
+            .bind(job_id)
+            .bind(task.seq)
+            .bind(task.attempts + 1)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                finished.lost.push(task.seq);
+                continue;
+            }
+            match result.succeeded {
+                true => succeeded += 1,
+                false => failed += 1,
+            }
+            fuel += result.fuel_used;
+            cpu += result.cpu_ns;
+            if let Some((state, total, ok_before, failed_before)) = &job {
+                let (ran, all_failed) = (
+                    ok_before + failed_before + succeeded + failed,
+                    failed_before + failed,
                 );
-                sqlx::query(
-                    "UPDATE jobs SET state = $1, error = $2 WHERE id = $3 AND state = 'Active'",
-                )
-                .bind(to.as_str())
-                .bind(&reason)
-                .bind(job_id)
-                .execute(&mut *tx)
-                .await?;
-                failed_job = Some(reason);
+                if !result.succeeded
+                    && finished.failed_job.is_none()
+                    && state == JobState::Active.as_str()
+                    && failure.exceeded(*total as u64, ran as u64, all_failed as u64)
+                {
+                    finished.failed_job = Some(format!(
+                        "{all_failed} of the {ran} tasks run so far failed (more than {}%)",
+                        failure.percent
+                    ));
+                }
             }
         }
+        if succeeded + failed == 0 {
+            return Ok(finished); // the transaction rolls back: nothing changed
+        }
+        sqlx::query(
+            "UPDATE jobs SET succeeded = succeeded + $1, failed = failed + $2, updated_at = $3, \
+             fuel_used = fuel_used + $4, cpu_ns = cpu_ns + $5 WHERE id = $6",
+        )
+        .bind(succeeded)
+        .bind(failed)
+        .bind(now)
+        .bind(fuel as i64)
+        .bind(cpu as i64)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        charge_tenant(&mut tx, job_id, fuel, cpu).await?;
+        if let Some(reason) = &finished.failed_job {
+            let to = jobs::transition(JobState::Active, Event::Fail)?;
+            sqlx::query(
+                "UPDATE jobs SET state = $1, error = $2 WHERE id = $3 AND state = 'Active'",
+            )
+            .bind(to.as_str())
+            .bind(reason)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(failed_job)
+        Ok(finished)
+    }
+
+    /// Gives back claimed tasks that were not run: pending again, their
+    /// attempt not counted. Tasks this claim no longer holds are left alone.
+    pub async fn release_tasks(&self, tasks: &[ClaimedTask]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for task in tasks {
+            sqlx::query(
+                "UPDATE tasks SET state = 'pending', attempts = attempts - 1, owner = NULL, \
+                 lease_until = NULL WHERE job_id = $1 AND seq = $2 AND state = 'running' AND attempts = $3",
+            )
+            .bind(&task.job_id)
+            .bind(task.seq)
+            .bind(task.attempts + 1)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Puts a task back in the queue after a transient failure, not before `not_before`.

@@ -56,6 +56,17 @@ fn ok(code: i64) -> TaskResult {
     }
 }
 
+fn failed(code: i64) -> TaskResult {
+    TaskResult {
+        succeeded: false,
+        code,
+        message: "x".into(),
+        etag: None,
+        fuel_used: 1,
+        cpu_ns: 7,
+    }
+}
+
 async fn a_job_runs_through_its_states_and_keeps_its_fields(engine: Engine) {
     let (_dir, store) = open(engine).await;
     let job = store.insert_job(&new_job("t1")).await.unwrap();
@@ -371,14 +382,7 @@ async fn the_failure_threshold_fails_the_job_with_its_last_task(engine: Engine) 
         min_tasks: 4,
         percent: 50,
     };
-    let fail = TaskResult {
-        succeeded: false,
-        code: 500,
-        message: "x".into(),
-        etag: None,
-        fuel_used: 0,
-        cpu_ns: 0,
-    };
+    let fail = failed(500);
     let claimed = store.claim_job_tasks(&job.id, 2, &lease()).await.unwrap();
     assert_eq!(
         store
@@ -638,7 +642,82 @@ async fn one_node_at_a_time_holds_a_job(engine: Engine) {
     assert!(store.lease_job(&id, &a).await.unwrap(), "released");
 }
 
+async fn a_batch_is_recorded_at_once_in_order_and_unrun_tasks_go_back(engine: Engine) {
+    let (_db, store) = open(engine).await;
+    let id = active_job(&store, 8).await;
+    let threshold = FailureThreshold {
+        min_tasks: 4,
+        percent: 50,
+    };
+    let fail = failed(409);
+    // Task 1 is claimed under a lease that lapses; another node rescues and runs it.
+    let mut claimed = store.claim_job_tasks(&id, 1, &lease()).await.unwrap();
+    let short = Lease::new("n", Duration::from_millis(30));
+    claimed.extend(store.claim_job_tasks(&id, 1, &short).await.unwrap());
+    claimed.extend(store.claim_job_tasks(&id, 6, &lease()).await.unwrap());
+    assert_eq!(claimed.len(), 8);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    store.rescue_expired("m").await.unwrap();
+    let other = Lease::new("m", Duration::from_secs(30));
+    let again = store.claim_job_tasks(&id, 1, &other).await.unwrap();
+    assert_eq!(again[0].seq, claimed[1].seq);
+    // Ok, (lost), fail, fail, ok: the threshold passes at the second failure (2 of 3).
+    let batch = vec![
+        (claimed[0].clone(), ok(200)),
+        (claimed[1].clone(), ok(200)),
+        (claimed[2].clone(), fail.clone()),
+        (claimed[3].clone(), fail.clone()),
+        (claimed[4].clone(), ok(204)),
+    ];
+    let finished = store.finish_tasks(&batch, threshold).await.unwrap();
+    assert_eq!(finished.lost, vec![claimed[1].seq]);
+    assert!(
+        finished
+            .failed_job
+            .as_deref()
+            .unwrap()
+            .contains("2 of the 3 tasks"),
+        "{finished:?}"
+    );
+    let job = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!((job.succeeded, job.failed), (2, 2));
+    assert_eq!((job.fuel_used, job.cpu_ns), (22, 2_014));
+    assert_eq!(job.state(), JobState::Failing);
+    // The batch stopped there: its last tasks go back, pending and claimable by no one now.
+    store.release_tasks(&claimed[5..]).await.unwrap();
+    let tasks = store.all_tasks(&id).await.unwrap();
+    let states: Vec<&str> = tasks.iter().map(|t| t.state.as_str()).collect();
+    assert_eq!(
+        states,
+        [
+            "succeeded",
+            "running",
+            "failed",
+            "failed",
+            "succeeded",
+            "pending",
+            "pending",
+            "pending"
+        ]
+    );
+    assert!(
+        tasks[5..].iter().all(|t| t.attempts == 0),
+        "their attempt is not counted"
+    );
+    let reclaimed = store.claim_job_tasks(&id, 8, &other).await;
+    assert!(
+        reclaimed.unwrap().is_empty(),
+        "a failing job hands out no more tasks"
+    );
+    // Recording again (a retry after an outage) changes nothing.
+    let twice = store.finish_tasks(&batch, threshold).await.unwrap();
+    assert_eq!(twice.lost.len(), 5);
+    let job = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!((job.succeeded, job.failed), (2, 2));
+}
+
 on_both_engines!(
+    a_batch_is_recorded_at_once_in_order_and_unrun_tasks_go_back,
     concurrent_claims_never_hand_out_a_task_twice,
     an_expired_lease_is_rescued_and_the_late_answer_discarded,
     heartbeats_keep_leases_and_recovery_takes_only_its_own,
