@@ -11,6 +11,9 @@ fn cpu_job(path: &str, n: usize, work: u64) -> Value {
     json!({"type": "chaos", "path": path, "params": {"tasks": vec!["cpu"; n], "work": work}})
 }
 
+/// The work one batch of short tasks aims at (`wasmq::batches::SLICE`).
+const SLICE_MS: f64 = 50.0;
+
 fn done(job: &Value) -> i64 {
     job["counts"]["succeeded"].as_i64().unwrap() + job["counts"]["failed"].as_i64().unwrap()
 }
@@ -43,8 +46,16 @@ async fn two_equal_jobs_started_together_progress_within_20_percent() {
         }
         let (da, db) = (done(&ja), done(&jb));
         if da.min(db) >= 15 {
-            let gap = (da - db).abs() as f64 / da.max(db) as f64;
-            assert!(gap <= 0.2, "{da} vs {db} tasks done: {gap:.2} apart");
+            // Short tasks run in batches of about SLICE_MS of work (host/src/batches.rs),
+            // recorded when the batch ends: allow two batches on top of the 20%.
+            let cpu_ms = ja["cpuMs"].as_f64().unwrap() + jb["cpuMs"].as_f64().unwrap();
+            let per_task_ms = cpu_ms / (da + db) as f64;
+            let batch = (SLICE_MS / per_task_ms).ceil().clamp(1.0, 64.0) as i64;
+            let gap = (da - db).abs();
+            assert!(
+                gap as f64 <= 0.2 * da.max(db) as f64 || gap <= 2 * batch,
+                "{da} vs {db} tasks done ({per_task_ms:.1} ms each): {gap} apart"
+            );
             samples += 1;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -128,6 +128,22 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
         job.cpu_ns as f64 / 1e9
     );
 
+    let last_task = app
+        .store
+        .all_tasks(&job.id)
+        .await?
+        .iter()
+        .filter_map(|t| t.finished_at)
+        .max()
+        .unwrap_or(job.created_at);
+    let started = job.started_at.unwrap_or(job.created_at);
+    println!(
+        "  of which: plan {:.1} s, tasks {:.1} s, report and end {:.1} s",
+        (started - job.created_at) as f64 / 1e3,
+        (last_task - started) as f64 / 1e3,
+        (job.completed_at.unwrap_or(last_task) - last_task) as f64 / 1e3
+    );
+
     let cpu_before = process_cpu();
     let took = delete_natively(&app.assets, "/content/bulk-native").await?;
     let native_cpu = process_cpu().saturating_sub(cpu_before);

@@ -666,6 +666,7 @@ impl Scheduler {
                 }
             }
         }
+        tracing::debug!(job = %job_id, tasks = outcomes.len(), unrun = unrun.len(), took = ?started.elapsed(), "batch ran");
         self.task_times
             .lock()
             .expect("lock")

@@ -1096,26 +1096,56 @@ impl Store {
             );
         }
         let (mut succeeded, mut failed, mut fuel, mut cpu) = (0i64, 0i64, 0u64, 0u64);
+        // One statement for the whole batch: each row carries its task's outcome.
+        let rows: Vec<String> = (0..outcomes.len())
+            .map(|i| {
+                let n = 3 + i * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n,
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE tasks SET state = v.column2, code = v.column3, message = v.column4, etag = v.column5, \
+             fuel_used = fuel_used + v.column6, cpu_ns = cpu_ns + v.column7, finished_at = $1, lease_until = NULL \
+             FROM (VALUES {}) AS v \
+             WHERE tasks.job_id = $2 AND tasks.seq = v.column1 AND tasks.state = 'running' AND tasks.attempts = v.column8 \
+             RETURNING tasks.seq",
+            rows.join(", ")
+        );
+        let mut update = sqlx::query(&sql).bind(now).bind(job_id);
         for (task, result) in outcomes {
             debug_assert_eq!(task.job_id, job_id, "one job per call");
-            let done = sqlx::query(
-                "UPDATE tasks SET state = $1, code = $2, message = $3, etag = $4, fuel_used = fuel_used + $5, \
-                 cpu_ns = cpu_ns + $6, finished_at = $7, lease_until = NULL \
-                 WHERE job_id = $8 AND seq = $9 AND state = 'running' AND attempts = $10",
-            )
-            .bind(if result.succeeded { "succeeded" } else { "failed" })
-            .bind(result.code)
-            .bind(&result.message)
-            .bind(&result.etag)
-            .bind(result.fuel_used as i64)
-            .bind(result.cpu_ns as i64)
-            .bind(now)
-            .bind(job_id)
-            .bind(task.seq)
-            .bind(task.attempts + 1)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
+            update = update
+                .bind(task.seq)
+                .bind(if result.succeeded {
+                    "succeeded"
+                } else {
+                    "failed"
+                })
+                .bind(result.code)
+                .bind(&result.message)
+                .bind(&result.etag)
+                .bind(result.fuel_used as i64)
+                .bind(result.cpu_ns as i64)
+                .bind(task.attempts + 1);
+        }
+        let done: std::collections::HashSet<i64> = update
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.get::<i64, _>(0))
+            .collect();
+        for (task, result) in outcomes {
+            if !done.contains(&task.seq) {
                 finished.lost.push(task.seq);
                 continue;
             }
