@@ -74,7 +74,9 @@ cpu_fuel=$(pick bench.txt "^cpu .*fuel [^(]*\\(")
 sort_epoch=$(pick bench.txt "^sort .*?epoch [^(]*\\(")
 sort_fuel=$(pick bench.txt "^sort .*fuel [^(]*\\(")
 del_wasm=$(pick delete.txt 'wasm delete job .*: +')
-del_plugin_cpu=$(pick delete.txt 'of which ')
+del_plugin_cpu=$(pick delete.txt 'in the process, ')
+del_wasm_cpu=$(pick delete.txt 'wasm delete job .*CPU ')
+del_native_cpu=$(pick delete.txt 'native repository calls.*CPU ')
 del_native=$(pick delete.txt 'native repository calls, in process: +')
 del_unlink=$(pick delete.txt 'file system unlink of [0-9]+ files: +')
 del_ratio=$(pick delete.txt 'ratio wasm job / native calls: +')
@@ -109,6 +111,7 @@ scripts/bench.sh); raw outputs in target/bench/.
 |---|---|---|---|---|
 | a | bulk delete of $ASSETS assets: wasm \`delete\` job through the scheduler (1 worker) | $del_wasm assets/s (plugin calls: $del_plugin_cpu s CPU of the job) | | |
 | a | the same repository calls natively in process | $del_native assets/s | | |
+| a | process CPU time, wasm job / native calls | $del_wasm_cpu s / $del_native_cpu s = $(awk -v w="$del_wasm_cpu" -v n="$del_native_cpu" 'BEGIN { if (n > 0) printf "%.2fx", w / n; else print "?" }') | | |
 | a | the file system's unlink of as many files | $del_unlink files/s | | |
 | a | **wasm job / native calls** (time) | **${del_ratio}x** | at most 1.3x | $(verdict "$del_ratio" '<=' 1.3) |
 | a | wasm job / unlink (time) | ${del_unlink_ratio}x | | |
