@@ -19,6 +19,53 @@ fn assert_failed(tasks: &[serde_json::Value], suffix: &str, code: i64, words: &[
     );
 }
 
+/// The number in a `count` task's message: how many it was on its instance.
+fn count(t: &serde_json::Value) -> u64 {
+    let message = t["message"].as_str().unwrap();
+    message.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_tasks_share_an_instance_until_one_fails() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(1),
+        ..Default::default()
+    });
+    // One worker runs the tasks in plan order: 150 short ones, a panic, 150 more.
+    let mut modes = vec!["count"; 150];
+    modes.push("panic");
+    modes.extend(vec!["count"; 150]);
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": modes}}))
+        .await;
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["counts"]["succeeded"], 300, "{job}");
+    assert_eq!(job["counts"]["failed"], 1, "{job}");
+    let tasks = server.tasks(&id).await;
+    let counts: Vec<u64> = tasks
+        .iter()
+        .filter(|t| t["path"].as_str().unwrap().ends_with("-count"))
+        .map(count)
+        .collect();
+    // Batches after the first reuse one instance for many tasks...
+    assert!(
+        counts[..150].iter().any(|&n| n > 10),
+        "no instance ran more than 10 tasks: {counts:?}"
+    );
+    // ...each batch starts on a fresh one, and the panic retires its instance:
+    // the task after it starts from 1 again.
+    assert_eq!(counts[0], 1, "{counts:?}");
+    assert_eq!(counts[150], 1, "the task after the panic: {counts:?}");
+    for pair in counts.windows(2) {
+        assert!(
+            pair[1] == pair[0] + 1 || pair[1] == 1,
+            "counts go up by one within an instance: {counts:?}"
+        );
+    }
+    assert_failed(&tasks, "150-panic", 500, &["panicked"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_misbehaviour_fails_only_its_task() {
     let server = Server::start(Options {

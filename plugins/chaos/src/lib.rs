@@ -7,7 +7,9 @@
 //! `memory` (grows linear memory without end), `stack` (recurses without end),
 //! `fail` (returns a permanent error), `transient` (returns a transient error),
 //! `invalid` (plan refuses the whole job as invalid input),
-//! `undeclared` (calls a capability it did not declare).
+//! `undeclared` (calls a capability it did not declare), `count` (says how
+//! many `count` tasks this instance has run, itself included: the host runs
+//! short tasks of one job in batches on one instance).
 //! The param `repeat` (default 1) plans the list that many times over (for
 //! benchmarks of large queues: `{"tasks": ["slow"], "repeat": 1000000}`).
 
@@ -15,6 +17,9 @@ use serde::Deserialize;
 use wasmq_sdk::{Capabilities, Descriptor, Error, Job, JobType, Task, TaskOutcome, assets};
 
 struct Chaos;
+
+/// `count` tasks run so far on this instance.
+static COUNTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +60,7 @@ const MODES: &[&str] = &[
     "fail",
     "transient",
     "undeclared",
+    "count",
     "invalid",
 ];
 
@@ -104,6 +110,10 @@ impl JobType for Chaos {
     fn run_task(job: &Job, task: Task) -> Result<TaskOutcome, Error> {
         match task.input.as_slice() {
             b"ok" => Ok(TaskOutcome::ok("fine")),
+            b"count" => {
+                let n = COUNTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Ok(TaskOutcome::ok(format!("count {n} on this instance")))
+            }
             b"cpu" => {
                 let work = job.params::<Params>()?.work;
                 Ok(TaskOutcome::ok(format!("computed {:x}", compute(work))))
