@@ -2,7 +2,7 @@
 # The benchmark command: installs and builds what it needs, runs every wasmq benchmark
 # on this machine and rewrites the figures of BENCHMARKS.md (between its bench markers).
 #
-#   scripts/bench.sh           # the full run (about half an hour on 2 cores)
+#   scripts/bench.sh           # the full run (about 12 minutes on 2 cores)
 #   scripts/bench.sh --quick   # small counts: checks that everything runs, figures not stable
 #
 # BENCH_ASSETS (default 100000), BENCH_QUEUED (default 1000000) and BENCH_REPEAT
