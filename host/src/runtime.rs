@@ -403,7 +403,6 @@ impl Runtime {
             ctx,
             limits,
             live: None,
-            instances: 0,
         }
     }
 }
@@ -423,7 +422,6 @@ pub struct Session {
     ctx: CallCtx,
     limits: Limits,
     live: Option<Live>,
-    instances: u32,
 }
 
 /// A store and, once the first call made it, its instance.
@@ -433,11 +431,6 @@ struct Live {
 }
 
 impl Session {
-    /// How many instances this session has made so far.
-    pub fn instances(&self) -> u32 {
-        self.instances
-    }
-
     fn start(&mut self) -> Result<Live, String> {
         let limits = self.limits;
         let engine = self
@@ -522,9 +515,6 @@ impl Session {
         if limits.metering != Metering::Unmetered {
             store.data_mut().deadline = started + limits.wall;
             store.set_epoch_deadline(1);
-        }
-        if instance.is_none() {
-            self.instances += 1;
         }
 
         let mut cpu = Duration::ZERO;
