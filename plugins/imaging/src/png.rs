@@ -323,16 +323,17 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
 
 /// Applies filter `kind` (0 none, 1 sub, 2 up, 3 average, 4 Paeth) to `row`
 /// (`prev` is the row above, zeros for the first), writing `row.len()` bytes
-/// to `out`. One loop per kind over whole slices, with no bounds checks or
-/// branches inside, so the compiler vectorizes it (SSE natively, simd128 in wasm).
+/// to `out`. One loop per kind over whole slices, with no bounds checks
+/// inside, so the compiler vectorizes it (SSE natively, simd128 in wasm).
 fn filter_row(kind: u8, row: &[u8], prev: &[u8], bpp: usize, out: &mut [u8]) {
-    let (out, row, prev) = (&mut out[..row.len()], row, &prev[..row.len()]);
-    let bpp = bpp.min(row.len());
+    let n = row.len();
+    let (out, prev) = (&mut out[..n], &prev[..n]);
+    let bpp = bpp.min(n);
     // The first pixel has no left neighbour: a = c = 0.
     let (head, tail) = out.split_at_mut(bpp);
     let (row_head, row_tail) = row.split_at(bpp);
     let (prev_head, prev_tail) = prev.split_at(bpp);
-    let (left, up_left) = (&row[..row.len() - bpp], &prev[..row.len() - bpp]);
+    let (left, up_left) = (&row[..n - bpp], &prev[..n - bpp]);
     match kind {
         0 => out.copy_from_slice(row),
         1 => {
