@@ -99,7 +99,7 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
         started.elapsed().as_secs_f64()
     );
 
-    let cpu_before = process_cpu();
+    let cpu_before = Cpu::now();
     let job = bench::submit(
         &app,
         "default",
@@ -107,7 +107,7 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
     )
     .await?;
     let job = bench::wait_final(&app, &job.id).await?;
-    let job_cpu = process_cpu().saturating_sub(cpu_before);
+    let job_cpu = Cpu::since(cpu_before);
     ensure!(
         job.succeeded == n as i64,
         "the delete job deleted {} of {n} assets ({}; error {:?})",
@@ -122,9 +122,8 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
     let wasm_ms = (job.completed_at.unwrap_or(job.created_at) - job.created_at).max(1);
     let wasm = n as f64 * 1000.0 / wasm_ms as f64;
     println!(
-        "wasm delete job (scheduler, 1 worker):  {wasm:>9.0} assets/s  ({:.1} s; CPU {:.1} s in the process, {:.1} s in plugin calls)",
+        "wasm delete job (scheduler, 1 worker):  {wasm:>9.0} assets/s  ({:.1} s; CPU {job_cpu} in the process, {:.1} s in plugin calls)",
         wasm_ms as f64 / 1e3,
-        job_cpu.as_secs_f64(),
         job.cpu_ns as f64 / 1e9
     );
 
@@ -144,18 +143,17 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
         (job.completed_at.unwrap_or(last_task) - last_task) as f64 / 1e3
     );
 
-    let cpu_before = process_cpu();
+    let cpu_before = Cpu::now();
     let took = delete_natively(&app.assets, "/content/bulk-native").await?;
-    let native_cpu = process_cpu().saturating_sub(cpu_before);
+    let native_cpu = Cpu::since(cpu_before);
     ensure!(
         remaining(&app.assets, "/content/bulk-native").await? == 0,
         "assets remain after the native delete"
     );
     let native = rate(n, took);
     println!(
-        "native repository calls, in process:    {native:>9.0} assets/s  ({:.1} s; CPU {:.1} s)",
-        took.as_secs_f64(),
-        native_cpu.as_secs_f64()
+        "native repository calls, in process:    {native:>9.0} assets/s  ({:.1} s; CPU {native_cpu})",
+        took.as_secs_f64()
     );
 
     let took = unlink_files(&dir.join("unlink"), n)?;
@@ -180,19 +178,49 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
     Ok(rates)
 }
 
-/// CPU time (user and system) of this whole process so far, from /proc/self/stat.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime and stime are
-    // the 12th and 13th, in clock ticks (100 per second on Linux).
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+/// CPU time of this whole process so far, in user space and in the kernel.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    /// Reads it from /proc/self/stat.
+    fn now() -> Cpu {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime and stime are
+        // the 12th and 13th, in clock ticks (100 per second on Linux).
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let mut ticks = after
+            .split_whitespace()
+            .skip(11)
+            .map(|f| Duration::from_millis(f.parse::<u64>().unwrap_or(0) * 10));
+        Cpu {
+            user: ticks.next().unwrap_or_default(),
+            system: ticks.next().unwrap_or_default(),
+        }
+    }
+
+    /// The CPU time spent since `before`.
+    fn since(before: Cpu) -> Cpu {
+        let now = Cpu::now();
+        Cpu {
+            user: now.user.saturating_sub(before.user),
+            system: now.system.saturating_sub(before.system),
+        }
+    }
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (user, system) = (self.user.as_secs_f64(), self.system.as_secs_f64());
+        write!(
+            f,
+            "{:.1} s: user {user:.1} s, kernel {system:.1} s",
+            user + system
+        )
+    }
 }
 
 /// Creates `n` small assets under `root`, four writers at a time.
@@ -291,6 +319,26 @@ mod tests {
             .collect();
         assert_eq!(folders.len(), 100);
         assert_eq!(item_path("/c", 3, 5), "/c/d003/f0000003.txt");
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_the_kernel() {
+        let before = Cpu::now();
+        let started = Instant::now();
+        let mut x = 0u64;
+        // Clock ticks are 10 ms: burn a few of them in user space.
+        while Cpu::since(before).user < Duration::from_millis(30) {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no user time counted"
+            );
+        }
+        let spent = Cpu::since(before);
+        assert!(spent.user >= Duration::from_millis(30), "{spent}");
+        assert!(spent.to_string().contains(": user "), "{spent}");
     }
 
     #[test]
