@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+    ResourceLimiter, Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -624,6 +624,11 @@ fn build_flavor(config: &RuntimeConfig, metering: Metering) -> Result<Flavor, Ru
         .consume_fuel(metering == Metering::Fuel)
         .epoch_interruption(metering != Metering::Unmetered)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `WASMQ_WASM_PROFILER=perfmap` writes /tmp/perf-PID.map, so that `perf report`
+    // names the plugins' compiled functions (build them unstripped to see their names).
+    if std::env::var("WASMQ_WASM_PROFILER").is_ok_and(|v| v == "perfmap") {
+        wasm.profiler(ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&wasm)?;
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
