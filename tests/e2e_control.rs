@@ -10,6 +10,44 @@ fn slow_job(n: usize) -> serde_json::Value {
     json!({"type": "chaos", "path": "/content/dam/slow", "params": {"tasks": vec!["slow"; n]}})
 }
 
+/// Short tasks run in batches, claimed together and recorded together; each
+/// task still reports when it started and ended, in the order it ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_task_of_a_batch_keeps_its_own_start_and_end() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(1),
+        ..Default::default()
+    });
+    let slow_ms = 8;
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/times",
+            "params": {"tasks": vec!["slow"; 16], "slowMs": slow_ms}}))
+        .await;
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Complete", "{job}");
+    let tasks = server.tasks(&id).await;
+    let times: Vec<(i64, i64)> = tasks
+        .iter()
+        .map(|t| {
+            let at = |key: &str| t[key].as_i64().unwrap_or_else(|| panic!("{key}: {t}"));
+            (at("startedAt"), at("finishedAt"))
+        })
+        .collect();
+    // Times are in whole milliseconds, so a task busy for 8 ms may show 7.
+    for (task, (started, finished)) in tasks.iter().zip(&times) {
+        assert!(finished - started >= slow_ms - 1, "{task}");
+    }
+    for (i, pair) in times.windows(2).enumerate() {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "one worker: task {} started before task {} ended: {times:?}",
+            i + 1,
+            i
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_then_resume_runs_every_task_exactly_once() {
     let server = Server::start(Options {

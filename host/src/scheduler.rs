@@ -653,6 +653,7 @@ impl Scheduler {
             }
             Err(reason) => {
                 self.fail_job(&job_id, &reason).await;
+                let now = now_ms();
                 for task in tasks {
                     let result = TaskResult {
                         succeeded: false,
@@ -661,6 +662,8 @@ impl Scheduler {
                         etag: None,
                         fuel_used: 0,
                         cpu_ns: 0,
+                        started_at: now,
+                        finished_at: now,
                     };
                     outcomes.push((task, result, false));
                 }
@@ -727,6 +730,7 @@ impl Scheduler {
             path: task.path.clone(),
             input: task.input.clone(),
         };
+        let started_at = now_ms();
         let call: CallOutcome<Result<TaskOutcome, _>> = session
             .call(Box::new(move |store, instance| {
                 Box::pin(async move {
@@ -737,6 +741,7 @@ impl Scheduler {
                 })
             }))
             .await;
+        let finished_at = now_ms();
         let fuel_used = call.fuel_used;
         let cpu_ns = call.cpu.as_nanos() as u64;
         let mut job_failed = false;
@@ -749,6 +754,8 @@ impl Scheduler {
                     etag: outcome.etag,
                     fuel_used,
                     cpu_ns,
+                    started_at,
+                    finished_at,
                 },
                 false,
             ),
@@ -767,6 +774,8 @@ impl Scheduler {
                         etag: None,
                         fuel_used,
                         cpu_ns,
+                        started_at,
+                        finished_at,
                     },
                     transient,
                 )
@@ -779,6 +788,8 @@ impl Scheduler {
                     etag: None,
                     fuel_used,
                     cpu_ns,
+                    started_at,
+                    finished_at,
                 },
                 false,
             ),

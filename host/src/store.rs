@@ -258,6 +258,10 @@ pub struct TaskResult {
     pub fuel_used: u64,
     /// CPU time of the attempt, in nanoseconds.
     pub cpu_ns: u64,
+    /// When the attempt started and ended (ms since the epoch): tasks of one
+    /// batch are claimed and recorded together, but each keeps its own times.
+    pub started_at: i64,
+    pub finished_at: i64,
 }
 
 /// A job whose tasks a worker could start now, for the fair-share picker.
@@ -1097,31 +1101,25 @@ impl Store {
         }
         let (mut succeeded, mut failed, mut fuel, mut cpu) = (0i64, 0i64, 0u64, 0u64);
         // One statement for the whole batch: each row carries its task's outcome.
+        const COLUMNS: usize = 10;
         let rows: Vec<String> = (0..outcomes.len())
             .map(|i| {
-                let n = 3 + i * 8;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    n,
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
+                let first = 2 + i * COLUMNS;
+                let params: Vec<String> =
+                    (first..first + COLUMNS).map(|n| format!("${n}")).collect();
+                format!("({})", params.join(", "))
             })
             .collect();
         let sql = format!(
             "UPDATE tasks SET state = v.column2, code = v.column3, message = v.column4, etag = v.column5, \
-             fuel_used = fuel_used + v.column6, cpu_ns = cpu_ns + v.column7, finished_at = $1, lease_until = NULL \
+             fuel_used = fuel_used + v.column6, cpu_ns = cpu_ns + v.column7, started_at = v.column9, \
+             finished_at = v.column10, lease_until = NULL \
              FROM (VALUES {}) AS v \
-             WHERE tasks.job_id = $2 AND tasks.seq = v.column1 AND tasks.state = 'running' AND tasks.attempts = v.column8 \
+             WHERE tasks.job_id = $1 AND tasks.seq = v.column1 AND tasks.state = 'running' AND tasks.attempts = v.column8 \
              RETURNING tasks.seq",
             rows.join(", ")
         );
-        let mut update = sqlx::query(&sql).bind(now).bind(job_id);
+        let mut update = sqlx::query(&sql).bind(job_id);
         for (task, result) in outcomes {
             debug_assert_eq!(task.job_id, job_id, "one job per call");
             update = update
@@ -1136,7 +1134,9 @@ impl Store {
                 .bind(&result.etag)
                 .bind(result.fuel_used as i64)
                 .bind(result.cpu_ns as i64)
-                .bind(task.attempts + 1);
+                .bind(task.attempts + 1)
+                .bind(result.started_at)
+                .bind(result.finished_at);
         }
         let done: std::collections::HashSet<i64> = update
             .fetch_all(&mut *tx)

@@ -53,6 +53,8 @@ fn ok(code: i64) -> TaskResult {
         etag: Some("e".into()),
         fuel_used: 10,
         cpu_ns: 1_000,
+        started_at: 1_000,
+        finished_at: 1_250,
     }
 }
 
@@ -64,6 +66,8 @@ fn failed(code: i64) -> TaskResult {
         etag: None,
         fuel_used: 1,
         cpu_ns: 7,
+        started_at: 1_000,
+        finished_at: 1_010,
     }
 }
 
@@ -140,6 +144,8 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields(engine: Engine) {
                 etag: None,
                 fuel_used: 5,
                 cpu_ns: 500,
+                started_at: 2_000,
+                finished_at: 2_500,
             },
             FailureThreshold::default(),
         )
@@ -148,6 +154,18 @@ async fn a_job_runs_through_its_states_and_keeps_its_fields(engine: Engine) {
     assert_eq!(
         store.drained_jobs(JobState::Active).await.unwrap(),
         vec![job.id.clone()]
+    );
+    let times: Vec<_> = store
+        .list_tasks(&job.id, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| (t.started_at, t.finished_at))
+        .collect();
+    assert_eq!(
+        times,
+        vec![(Some(1_000), Some(1_250)), (Some(2_000), Some(2_500))],
+        "each task keeps the times of its attempt"
     );
     store
         .apply(&job.id, Event::Finished, "node-a")
@@ -229,6 +247,8 @@ async fn transient_failures_wait_before_they_run_again(engine: Engine) {
                 etag: None,
                 fuel_used: 1,
                 cpu_ns: 100,
+                started_at: 3_000,
+                finished_at: 3_100,
             },
         )
         .await
