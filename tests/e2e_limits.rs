@@ -48,14 +48,14 @@ async fn short_tasks_share_an_instance_until_one_fails() {
         .filter(|t| t["path"].as_str().unwrap().ends_with("-count"))
         .map(count)
         .collect();
-    // Batches after the first reuse one instance for many tasks...
-    assert!(
-        counts[..150].iter().any(|&n| n > 10),
-        "no instance ran more than 10 tasks: {counts:?}"
-    );
-    // ...each batch starts on a fresh one, and the panic retires its instance:
-    // the task after it starts from 1 again.
+    // The job's first task gets a fresh instance, and the next batches of the
+    // job take it over: one instance runs more tasks than a batch holds (64)...
     assert_eq!(counts[0], 1, "{counts:?}");
+    assert!(
+        counts[..150].iter().any(|&n| n > 64),
+        "no instance outlived its batch: {counts:?}"
+    );
+    // ...until the panic retires it: the task after it starts from 1 again.
     assert_eq!(counts[150], 1, "the task after the panic: {counts:?}");
     for pair in counts.windows(2) {
         assert!(
@@ -64,6 +64,35 @@ async fn short_tasks_share_an_instance_until_one_fails() {
         );
     }
     assert_failed(&tasks, "150-panic", 500, &["panicked"]);
+
+    // Another job never gets that job's instance, even with one worker running
+    // both in turns: each starts from 1 and counts only its own tasks.
+    let ids: Vec<String> = submit_count_jobs(&server, 2, 100).await;
+    for id in &ids {
+        server.wait_done(id).await;
+        let counts: Vec<u64> = server.tasks(id).await.iter().map(count).collect();
+        assert_eq!(counts[0], 1, "{counts:?}");
+        for pair in counts.windows(2) {
+            assert!(
+                pair[1] == pair[0] + 1 || pair[1] == 1,
+                "counts go up by one within an instance: {counts:?}"
+            );
+        }
+        assert!(
+            counts.iter().all(|&n| n <= 100),
+            "an instance ran another job's tasks: {counts:?}"
+        );
+    }
+}
+
+/// Submits `jobs` chaos jobs of `tasks` count tasks each, one right after the other.
+async fn submit_count_jobs(server: &Server, jobs: usize, tasks: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..jobs {
+        let body = json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": vec!["count"; tasks]}});
+        ids.push(server.submit(&body).await);
+    }
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,6 +24,7 @@ pub mod messages;
 pub mod metrics;
 pub mod notifications;
 pub mod objects;
+pub mod parking;
 pub mod paths;
 pub mod plugins;
 pub mod plugintest;

@@ -414,8 +414,9 @@ impl Runtime {
 /// reuse that instance, so its globals and memory carry over between them.
 /// A call that fails (trap, limit, timeout), writes to stderr, or leaves the
 /// instance's memory past half its limit retires the instance: the next call
-/// gets a fresh one. A session never outlives the batch of one job's tasks
-/// the scheduler gives it, so nothing carries over between jobs or tenants.
+/// gets a fresh one. A session serves one job only: the scheduler keeps it
+/// between that job's batches for a short while (`parking`), so nothing
+/// carries over between jobs or tenants.
 pub struct Session {
     runtime: Runtime,
     plugin: Loaded,
@@ -431,6 +432,11 @@ struct Live {
 }
 
 impl Session {
+    /// Whether the session holds an instance that its next call would reuse.
+    pub fn is_warm(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.instance.is_some())
+    }
+
     fn start(&mut self) -> Result<Live, String> {
         let limits = self.limits;
         let engine = self

@@ -12,6 +12,7 @@ use crate::batches::{self, TaskTime};
 use crate::capabilities::{CallCtx, JobContext, Phase};
 use crate::fairshare::{Candidate, Ledger, Pick};
 use crate::jobs::{Event, FailureThreshold, JobState};
+use crate::parking::Parking;
 use crate::paths::Scope;
 use crate::plugins::{Plugin, Registry};
 use crate::runtime::bindings::wasmq::plugin::types::{
@@ -72,6 +73,8 @@ pub struct Scheduler {
     ledger: Mutex<Ledger>,
     /// Each running job's recent task times, which size its batches.
     task_times: Mutex<HashMap<String, TaskTime>>,
+    /// Warm sessions between one job's batches (one per worker at most).
+    parked: Mutex<Parking<Session>>,
 }
 
 /// A batch's final outcomes so far, beside its job's recorded counts.
@@ -106,7 +109,6 @@ impl Scheduler {
             assets,
             registry,
             runtime,
-            config,
             wake: Arc::new(Notify::new()),
             task_done: Notify::new(),
             slots,
@@ -114,6 +116,8 @@ impl Scheduler {
             contexts: Mutex::new(HashMap::new()),
             ledger: Mutex::new(Ledger::new()),
             task_times: Mutex::new(HashMap::new()),
+            parked: Mutex::new(Parking::new(config.workers.max(1))),
+            config,
         })
     }
 
@@ -192,6 +196,12 @@ impl Scheduler {
 
     /// One full scheduling round: settle draining jobs, plan, start, dispatch, finish.
     async fn round(self: &Arc<Self>) -> Result<(), StoreError> {
+        let idle = self
+            .parked
+            .lock()
+            .expect("lock")
+            .expire(std::time::Instant::now());
+        drop(idle);
         let server = self.config.server_name.as_str();
         for (draining, event) in [
             (JobState::Pausing, Event::Paused),
@@ -386,6 +396,8 @@ impl Scheduler {
     }
 
     fn forget(&self, id: &str) {
+        let parked = self.parked.lock().expect("lock").forget(id);
+        drop(parked);
         self.contexts.lock().expect("lock").remove(id);
         self.ledger.lock().expect("lock").forget(id);
         self.task_times.lock().expect("lock").remove(id);
@@ -629,8 +641,12 @@ impl Scheduler {
         match self.context(&job_id).await {
             Ok((context, plugin)) => {
                 let limits = self.config.limits.for_type(&context.info.job_type);
-                let call = CallCtx::for_job(context.clone(), Phase::Task);
-                let mut session = self.runtime.session(&plugin.loaded, call, limits);
+                let digest = &plugin.loaded.digest;
+                let parked = self.parked.lock().expect("lock").take(&job_id, digest);
+                let mut session = parked.unwrap_or_else(|| {
+                    let call = CallCtx::for_job(context.clone(), Phase::Task);
+                    self.runtime.session(&plugin.loaded, call, limits)
+                });
                 let mut tasks = tasks.into_iter();
                 let mut tally = Tally::default();
                 for task in tasks.by_ref() {
@@ -650,6 +666,16 @@ impl Scheduler {
                     }
                 }
                 unrun = tasks.collect();
+                // The next batch of this job takes the instance while it is warm.
+                if session.is_warm() {
+                    let now = std::time::Instant::now();
+                    let gone = self
+                        .parked
+                        .lock()
+                        .expect("lock")
+                        .park(&job_id, digest, session, now);
+                    drop(gone);
+                }
             }
             Err(reason) => {
                 self.fail_job(&job_id, &reason).await;
