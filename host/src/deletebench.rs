@@ -1,13 +1,16 @@
 //! `wasmq bench-delete`: a bulk delete of N assets as a real job of the wasm `delete` plugin
 //! through the scheduler, against the same repository calls made natively and the file system's unlink rate.
 //!
-//! All three run one after the other in one process on one fresh data
-//! directory, one operation at a time each (the scheduler with one worker,
-//! the default of `wasmq serve` on a 2-core machine): the wasm job's time is
-//! its `completedAt - createdAt` (plan, every task with its bookkeeping, the
-//! report); the native side lists the folder and, per asset, makes the calls
-//! the plugin makes (`stat`, `referrers`, `delete`); the unlink side removes
-//! as many plain files laid out the same way (100 folders).
+//! All three run in one process on one fresh data directory, one operation
+//! at a time each (the scheduler with one worker, the default of `wasmq serve`
+//! on a 2-core machine). The wasm and native sides alternate in rounds, each
+//! over its share of the assets (a folder of 100 folders per round and side),
+//! the side that goes first swapping every round, so that both see the same
+//! database sizes and a slow spell of the machine hits both. The wasm job's
+//! time is its `completedAt - createdAt` (plan, every task with its
+//! bookkeeping, the report); the native side lists the folder and, per asset,
+//! makes the calls the plugin makes (`stat`, `referrers`, `delete`); the unlink
+//! side removes as many plain files in 100 folders.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,6 +19,7 @@ use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
 use serde_json::json;
 
+use crate::api::AppState;
 use crate::assets::AssetRepo;
 use crate::bench;
 use crate::paths::Scope;
@@ -27,6 +31,8 @@ pub struct DeleteBenchOptions {
     pub plugins: PathBuf,
     /// How many assets each side deletes.
     pub assets: usize,
+    /// How many rounds the two sides alternate in.
+    pub rounds: usize,
 }
 
 /// The three rates, in items per second.
@@ -56,6 +62,14 @@ pub const GOAL_WASM_OVER_NATIVE: f64 = 1.3;
 fn item_path(root: &str, i: usize, n: usize) -> String {
     let per_folder = n.div_ceil(100).max(1);
     format!("{root}/d{:03}/f{i:07}.txt", i / per_folder)
+}
+
+/// `n` split into `rounds` near-equal parts, none empty (fewer parts if `n` is smaller).
+fn round_sizes(n: usize, rounds: usize) -> Vec<usize> {
+    let rounds = rounds.clamp(1, n.max(1));
+    (0..rounds)
+        .map(|r| n / rounds + usize::from(r < n % rounds))
+        .collect()
 }
 
 fn rate(n: usize, took: Duration) -> f64 {
@@ -90,71 +104,63 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
     config.limits.default.wall = Duration::from_secs(3600);
     let app = server::start(&config).await?;
 
-    println!("== bulk delete of {n} assets (one operation at a time on each side)");
+    let rounds = round_sizes(n, options.rounds);
+    println!(
+        "== bulk delete of {n} assets (one operation at a time on each side, {} alternating rounds)",
+        rounds.len()
+    );
     let started = Instant::now();
-    populate(&app.assets, "/content/bulk-wasm", n).await?;
-    populate(&app.assets, "/content/bulk-native", n).await?;
+    for (r, &size) in rounds.iter().enumerate() {
+        populate(&app.assets, &format!("/content/bulk-wasm/r{r}"), size).await?;
+        populate(&app.assets, &format!("/content/bulk-native/r{r}"), size).await?;
+    }
     println!(
         "created 2 x {n} assets in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
-    let cpu_before = Cpu::now();
-    let job = bench::submit(
-        &app,
-        "default",
-        json!({ "type": "delete", "path": "/content/bulk-wasm" }),
-    )
-    .await?;
-    let job = bench::wait_final(&app, &job.id).await?;
-    let job_cpu = Cpu::since(cpu_before);
-    ensure!(
-        job.succeeded == n as i64,
-        "the delete job deleted {} of {n} assets ({}; error {:?})",
-        job.succeeded,
-        job.state().as_str(),
-        job.error
-    );
-    ensure!(
-        remaining(&app.assets, "/content/bulk-wasm").await? == 0,
-        "assets remain after the delete job"
-    );
-    let wasm_ms = (job.completed_at.unwrap_or(job.created_at) - job.created_at).max(1);
-    let wasm = n as f64 * 1000.0 / wasm_ms as f64;
-    println!(
-        "wasm delete job (scheduler, 1 worker):  {wasm:>9.0} assets/s  ({:.1} s; CPU {job_cpu} in the process, {:.1} s in plugin calls)",
-        wasm_ms as f64 / 1e3,
-        job.cpu_ns as f64 / 1e9
-    );
+    let mut wasm_side = JobFigures::default();
+    let (mut native_took, mut native_cpu) = (Duration::ZERO, Cpu::default());
+    let mut ratios = Vec::new();
+    for (r, &size) in rounds.iter().enumerate() {
+        let (wasm_root, native_root) = (
+            format!("/content/bulk-wasm/r{r}"),
+            format!("/content/bulk-native/r{r}"),
+        );
+        let (job, took, cpu) = if r % 2 == 0 {
+            let job = delete_job(&app, &wasm_root, size).await?;
+            let (took, cpu) = native_side(&app.assets, &native_root).await?;
+            (job, took, cpu)
+        } else {
+            let (took, cpu) = native_side(&app.assets, &native_root).await?;
+            (delete_job(&app, &wasm_root, size).await?, took, cpu)
+        };
+        ratios.push(job.ms as f64 / 1e3 / took.as_secs_f64().max(1e-9));
+        wasm_side.add(&job);
+        native_took += took;
+        native_cpu.add(cpu);
+    }
 
-    let last_task = app
-        .store
-        .all_tasks(&job.id)
-        .await?
-        .iter()
-        .filter_map(|t| t.finished_at)
-        .max()
-        .unwrap_or(job.created_at);
-    let started = job.started_at.unwrap_or(job.created_at);
+    let wasm = n as f64 * 1000.0 / wasm_side.ms.max(1) as f64;
+    println!(
+        "wasm delete job (scheduler, 1 worker):  {wasm:>9.0} assets/s  ({:.1} s; CPU {} in the process, {:.1} s in plugin calls)",
+        wasm_side.ms as f64 / 1e3,
+        wasm_side.cpu,
+        wasm_side.plugin_ns as f64 / 1e9
+    );
     println!(
         "  of which: plan {:.1} s, tasks {:.1} s, report and end {:.1} s",
-        (started - job.created_at) as f64 / 1e3,
-        (last_task - started) as f64 / 1e3,
-        (job.completed_at.unwrap_or(last_task) - last_task) as f64 / 1e3
+        wasm_side.plan_ms as f64 / 1e3,
+        wasm_side.tasks_ms as f64 / 1e3,
+        wasm_side.end_ms as f64 / 1e3
     );
-
-    let cpu_before = Cpu::now();
-    let took = delete_natively(&app.assets, "/content/bulk-native").await?;
-    let native_cpu = Cpu::since(cpu_before);
-    ensure!(
-        remaining(&app.assets, "/content/bulk-native").await? == 0,
-        "assets remain after the native delete"
-    );
-    let native = rate(n, took);
+    let native = rate(n, native_took);
     println!(
         "native repository calls, in process:    {native:>9.0} assets/s  ({:.1} s; CPU {native_cpu})",
-        took.as_secs_f64()
+        native_took.as_secs_f64()
     );
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+    println!("  wasm / native per round: {}", each.join(" "));
 
     let took = unlink_files(&dir.join("unlink"), n)?;
     let unlink = rate(n, took);
@@ -176,6 +182,81 @@ async fn bench_in(options: &DeleteBenchOptions, dir: &Path) -> Result<Rates> {
         rates.wasm_over_unlink()
     );
     Ok(rates)
+}
+
+/// One delete job's figures, or their sums over several jobs.
+#[derive(Debug, Default)]
+struct JobFigures {
+    /// `completedAt - createdAt`.
+    ms: i64,
+    /// The process's CPU time while it ran.
+    cpu: Cpu,
+    /// The CPU time of its plugin calls.
+    plugin_ns: i64,
+    plan_ms: i64,
+    tasks_ms: i64,
+    end_ms: i64,
+}
+
+impl JobFigures {
+    fn add(&mut self, other: &JobFigures) {
+        self.ms += other.ms;
+        self.cpu.add(other.cpu);
+        self.plugin_ns += other.plugin_ns;
+        self.plan_ms += other.plan_ms;
+        self.tasks_ms += other.tasks_ms;
+        self.end_ms += other.end_ms;
+    }
+}
+
+/// Runs a delete job of the `size` assets under `root` through the scheduler
+/// and checks that it deleted them all.
+async fn delete_job(app: &AppState, root: &str, size: usize) -> Result<JobFigures> {
+    let cpu_before = Cpu::now();
+    let job = bench::submit(app, "default", json!({ "type": "delete", "path": root })).await?;
+    let job = bench::wait_final(app, &job.id).await?;
+    let cpu = Cpu::since(cpu_before);
+    ensure!(
+        job.succeeded == size as i64,
+        "the delete job deleted {} of {size} assets ({}; error {:?})",
+        job.succeeded,
+        job.state().as_str(),
+        job.error
+    );
+    ensure!(
+        remaining(&app.assets, root).await? == 0,
+        "assets remain after the delete job"
+    );
+    let last_task = app
+        .store
+        .all_tasks(&job.id)
+        .await?
+        .iter()
+        .filter_map(|t| t.finished_at)
+        .max()
+        .unwrap_or(job.created_at);
+    let started = job.started_at.unwrap_or(job.created_at);
+    let completed = job.completed_at.unwrap_or(last_task);
+    Ok(JobFigures {
+        ms: (completed - job.created_at).max(1),
+        cpu,
+        plugin_ns: job.cpu_ns,
+        plan_ms: started - job.created_at,
+        tasks_ms: last_task - started,
+        end_ms: completed - last_task,
+    })
+}
+
+/// The native side over `root`: its time and the process's CPU time.
+async fn native_side(assets: &AssetRepo, root: &str) -> Result<(Duration, Cpu)> {
+    let cpu_before = Cpu::now();
+    let took = delete_natively(assets, root).await?;
+    let cpu = Cpu::since(cpu_before);
+    ensure!(
+        remaining(assets, root).await? == 0,
+        "assets remain after the native delete"
+    );
+    Ok((took, cpu))
 }
 
 /// CPU time of this whole process so far, in user space and in the kernel.
@@ -200,6 +281,11 @@ impl Cpu {
             user: ticks.next().unwrap_or_default(),
             system: ticks.next().unwrap_or_default(),
         }
+    }
+
+    fn add(&mut self, other: Cpu) {
+        self.user += other.user;
+        self.system += other.system;
     }
 
     /// The CPU time spent since `before`.
@@ -319,6 +405,15 @@ mod tests {
             .collect();
         assert_eq!(folders.len(), 100);
         assert_eq!(item_path("/c", 3, 5), "/c/d003/f0000003.txt");
+    }
+
+    #[test]
+    fn rounds_share_the_assets_evenly() {
+        assert_eq!(round_sizes(100_000, 4), vec![25_000; 4]);
+        assert_eq!(round_sizes(10, 4), vec![3, 3, 2, 2]);
+        assert_eq!(round_sizes(2, 4), vec![1, 1]);
+        assert_eq!(round_sizes(5, 0), vec![5]);
+        assert_eq!(round_sizes(10, 4).iter().sum::<usize>(), 10);
     }
 
     #[test]

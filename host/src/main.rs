@@ -93,6 +93,9 @@ enum Command {
         /// Assets each side deletes.
         #[arg(long, default_value_t = 100_000)]
         assets: usize,
+        /// Rounds that alternate the two sides, each over its share of the assets.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
     },
     /// Runs `wasmq serve` processes: job submission driven by wrk (rate,
     /// p50/p99) and the server's RSS with a large queue of tasks.
@@ -389,8 +392,16 @@ async fn run(command: Command) -> Result<()> {
             };
             wasmq::assetbench::run(options).await
         }
-        Command::BenchDelete { plugins, assets } => {
-            let options = wasmq::deletebench::DeleteBenchOptions { plugins, assets };
+        Command::BenchDelete {
+            plugins,
+            assets,
+            rounds,
+        } => {
+            let options = wasmq::deletebench::DeleteBenchOptions {
+                plugins,
+                assets,
+                rounds,
+            };
             wasmq::deletebench::run(options).await.map(|_| ())
         }
         Command::BenchServer {
