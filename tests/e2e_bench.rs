@@ -47,6 +47,12 @@ fn bench_delete_quick_deletes_every_asset_three_ways() {
         figure(&out, "ratio wasm job / native calls:") > 0.0,
         "{out}"
     );
+    // The two sides alternate in four rounds of 75 assets each.
+    let rounds = out
+        .lines()
+        .find_map(|l| l.split_once("per round: "))
+        .map(|(_, ratios)| ratios.split_whitespace().count());
+    assert_eq!(rounds, Some(4), "{out}");
 }
 
 #[test]
