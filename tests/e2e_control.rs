@@ -48,6 +48,64 @@ async fn each_task_of_a_batch_keeps_its_own_start_and_end() {
     }
 }
 
+/// A job's instance stays warm from one batch to the next, even with slow
+/// tasks that go one or two per batch; pausing the job lets it go, so after
+/// the resume the job starts on a fresh instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_job_gives_up_its_warm_instance() {
+    let server = Server::start(Options {
+        plugins: vec!["wasmq_chaos"],
+        workers: Some(1),
+        ..Default::default()
+    });
+    // `count` says how many count tasks its instance has run.
+    let modes: Vec<&str> = (0..30).flat_map(|_| ["slow", "count"]).collect();
+    let id = server
+        .submit(&json!({"type": "chaos", "path": "/content/dam/slow", "params": {"tasks": modes, "slowMs": 60}}))
+        .await;
+    let started = std::time::Instant::now();
+    loop {
+        let (_, job) = server.get(&format!("/api/v1/jobs/{id}")).await;
+        if job["counts"]["succeeded"].as_i64().unwrap_or(0) >= 10 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, job) = server.action(&id, "pause").await;
+    assert_eq!(status, 200, "{job}");
+    let paused = server
+        .wait_for(&id, &["Paused"], Duration::from_secs(30))
+        .await;
+    let done_at_pause = paused["counts"]["succeeded"].as_u64().unwrap() as usize;
+    assert!(
+        done_at_pause < 60,
+        "the job ended before the pause: {paused}"
+    );
+    let (status, job) = server.action(&id, "resume").await;
+    assert_eq!(status, 200, "{job}");
+    let job = server.wait_done(&id).await;
+    assert_eq!(job["state"], "Complete", "{job}");
+
+    let counts: Vec<u64> = server
+        .tasks(&id)
+        .await
+        .iter()
+        .filter(|t| t["path"].as_str().unwrap().ends_with("-count"))
+        .map(|t| {
+            let message = t["message"].as_str().unwrap();
+            message.split(' ').nth(1).unwrap().parse().unwrap()
+        })
+        .collect();
+    // One worker runs the tasks in plan order (slow, count, slow, count, ...):
+    // one instance up to the pause, a fresh one from the resume on.
+    let before = done_at_pause / 2;
+    let expected: Vec<u64> = (1..=before as u64)
+        .chain(1..=(30 - before) as u64)
+        .collect();
+    assert_eq!(counts, expected, "paused after {done_at_pause} tasks");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_then_resume_runs_every_task_exactly_once() {
     let server = Server::start(Options {
