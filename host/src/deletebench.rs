@@ -79,6 +79,7 @@ fn rate(n: usize, took: Duration) -> f64 {
 /// Runs the benchmark and prints its figures.
 pub async fn run(options: DeleteBenchOptions) -> Result<Rates> {
     ensure!(options.assets > 0, "--assets must be at least 1");
+    ensure!(options.rounds > 0, "--rounds must be at least 1");
     let dir = std::env::temp_dir().join(format!("wasmq-bench-delete-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let outcome = bench_in(&options, &dir).await;
@@ -405,6 +406,19 @@ mod tests {
             .collect();
         assert_eq!(folders.len(), 100);
         assert_eq!(item_path("/c", 3, 5), "/c/d003/f0000003.txt");
+    }
+
+    #[tokio::test]
+    async fn zero_assets_or_rounds_are_refused_with_the_option_named() {
+        for (assets, rounds, option) in [(0, 4, "--assets"), (10, 0, "--rounds")] {
+            let options = DeleteBenchOptions {
+                plugins: PathBuf::from("nowhere"),
+                assets,
+                rounds,
+            };
+            let error = run(options).await.unwrap_err().to_string();
+            assert!(error.contains(option), "{error}");
+        }
     }
 
     #[test]
