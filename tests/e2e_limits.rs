@@ -85,6 +85,35 @@ async fn short_tasks_share_an_instance_until_one_fails() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_instance_waits_two_seconds_for_its_job() {
+    // A count task, then a transient failure retried once after the backoff.
+    // The retry says how many count tasks its instance ran: 1 when the job's
+    // instance was still waiting for it, 0 when it had been dropped.
+    for (backoff_ms, counted) in [("500", 1), ("3000", 0)] {
+        let server = Server::start(Options {
+            plugins: vec!["wasmq_chaos"],
+            workers: Some(1),
+            args: vec!["--retry-base-ms", backoff_ms, "--task-attempts", "2"],
+            ..Default::default()
+        });
+        let id = server
+            .submit(&json!({"type": "chaos", "path": "/content/dam/chaos", "params": {"tasks": ["count", "transient"]}}))
+            .await;
+        server.wait_done(&id).await;
+        let tasks = server.tasks(&id).await;
+        let retried = task(&tasks, "1-transient");
+        assert_eq!(retried["attempts"], 2, "{retried}");
+        assert_eq!(
+            retried["message"].as_str(),
+            Some(
+                format!("chaos: busy, try later ({counted} count tasks on this instance)").as_str()
+            ),
+            "after a backoff of {backoff_ms} ms: {retried}"
+        );
+    }
+}
+
 /// Submits `jobs` chaos jobs of `tasks` count tasks each, one right after the other.
 async fn submit_count_jobs(server: &Server, jobs: usize, tasks: usize) -> Vec<String> {
     let mut ids = Vec::new();

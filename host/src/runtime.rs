@@ -632,8 +632,16 @@ fn build_flavor(config: &RuntimeConfig, metering: Metering) -> Result<Flavor, Ru
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     // `WASMQ_WASM_PROFILER=perfmap` writes /tmp/perf-PID.map, so that `perf report`
     // names the plugins' compiled functions (build them unstripped to see their names).
-    if std::env::var("WASMQ_WASM_PROFILER").is_ok_and(|v| v == "perfmap") {
-        wasm.profiler(ProfilingStrategy::PerfMap);
+    match std::env::var("WASMQ_WASM_PROFILER").as_deref() {
+        Ok("perfmap") => {
+            wasm.profiler(ProfilingStrategy::PerfMap);
+        }
+        Ok(other) => {
+            tracing::warn!(
+                "WASMQ_WASM_PROFILER={other:?} is not known (only \"perfmap\" is); not profiling"
+            );
+        }
+        Err(_) => {}
     }
     let engine = Engine::new(&wasm)?;
     let mut linker = Linker::new(&engine);

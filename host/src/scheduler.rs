@@ -852,35 +852,17 @@ impl Scheduler {
             if self.will_retry(task, *transient) {
                 let delay = self.config.retry_base * 2u32.pow((attempts - 1).min(16) as u32);
                 let not_before = now_ms() + delay.as_millis() as i64;
-                self.store
-                    .log(
-                        &task.job_id,
-                        "warn",
-                        &format!(
-                            "task {} ({}) will be retried in {delay:?}: {}",
-                            task.seq, task.path, result.message
-                        ),
-                    )
-                    .await?;
-                match self.store.retry_task(task, not_before, result).await {
+                let note = format!(
+                    "task {} ({}) will be retried in {delay:?}: {}",
+                    task.seq, task.path, result.message
+                );
+                match self.store.retry_task(task, not_before, result, &note).await {
                     Err(StoreError::LeaseLost(..)) => {
                         tracing::warn!(job = %task.job_id, seq = task.seq, "lease lost; another node runs this task");
                     }
                     other => other?,
                 }
                 continue;
-            }
-            if !result.succeeded {
-                self.store
-                    .log(
-                        &task.job_id,
-                        "warn",
-                        &format!(
-                            "task {} ({}) failed with {}: {}",
-                            task.seq, task.path, result.code, result.message
-                        ),
-                    )
-                    .await?;
             }
             last.push((task.clone(), result.clone()));
         }
@@ -892,7 +874,6 @@ impl Scheduler {
         if let Some(reason) = finished.failed_job {
             let job = &last[0].0.job_id;
             tracing::warn!(job = %job, %reason, "job failing");
-            self.store.log(job, "error", &reason).await?;
         }
         Ok(())
     }

@@ -1075,7 +1075,9 @@ impl Store {
     /// expired and that another node took over is left alone and listed in
     /// [`Finished::lost`]. If failed tasks take an Active job past `failure`,
     /// the job moves to Failing in the same transaction (so no further task of
-    /// it is claimed) and the reason is returned.
+    /// it is claimed) and the reason is returned. Each failed task's line, and
+    /// that reason, go to the job's log in the same transaction too, so
+    /// recording a batch again after an outage logs nothing twice.
     pub async fn finish_tasks(
         &self,
         outcomes: &[(ClaimedTask, TaskResult)],
@@ -1100,6 +1102,7 @@ impl Store {
             );
         }
         let (mut succeeded, mut failed, mut fuel, mut cpu) = (0i64, 0i64, 0u64, 0u64);
+        let mut logs = Vec::new();
         // One statement for the whole batch: each row carries its task's outcome.
         const COLUMNS: usize = 10;
         let rows: Vec<String> = (0..outcomes.len())
@@ -1155,6 +1158,15 @@ impl Store {
             }
             fuel += result.fuel_used;
             cpu += result.cpu_ns;
+            if !result.succeeded {
+                logs.push((
+                    "warn",
+                    format!(
+                        "task {} ({}) failed with {}: {}",
+                        task.seq, task.path, result.code, result.message
+                    ),
+                ));
+            }
             if let Some((state, total, ok_before, failed_before)) = &job {
                 let (ran, all_failed) = (
                     ok_before + failed_before + succeeded + failed,
@@ -1198,7 +1210,9 @@ impl Store {
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
+            logs.push(("error", reason.clone()));
         }
+        insert_logs(&mut tx, job_id, &logs).await?;
         tx.commit().await?;
         Ok(finished)
     }
@@ -1222,13 +1236,16 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a task back in the queue after a transient failure, not before `not_before`.
-    /// Like [`Store::finish_task`], only the claim that still holds the task counts.
+    /// Puts a task back in the queue after a transient failure, not before `not_before`,
+    /// and writes `note` to the job's log in the same transaction (so a retried call
+    /// never logs it twice). Like [`Store::finish_tasks`], only the claim that still
+    /// holds the task counts.
     pub async fn retry_task(
         &self,
         task: &ClaimedTask,
         not_before: i64,
         result: &TaskResult,
+        note: &str,
     ) -> Result<()> {
         let (job_id, seq) = (task.job_id.as_str(), task.seq);
         let mut tx = self.pool.begin().await?;
@@ -1251,6 +1268,7 @@ impl Store {
             return Err(StoreError::LeaseLost(job_id.to_string(), seq));
         }
         charge(&mut tx, job_id, result.fuel_used, result.cpu_ns).await?;
+        insert_logs(&mut tx, job_id, &[("warn", note.to_string())]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1535,6 +1553,30 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Appends `lines` (level, message) to job `job_id`'s log, in one statement.
+async fn insert_logs(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    job_id: &str,
+    lines: &[(&str, String)],
+) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..lines.len())
+        .map(|i| format!("($1, $2, ${}, ${})", 3 + 2 * i, 4 + 2 * i))
+        .collect();
+    let sql = format!(
+        "INSERT INTO job_logs (job_id, at, level, message) VALUES {}",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query(&sql).bind(job_id).bind(now_ms());
+    for (level, message) in lines {
+        insert = insert.bind(*level).bind(message);
+    }
+    insert.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Adds a call's cost to its job's and its tenant's accounts.

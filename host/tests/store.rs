@@ -250,9 +250,23 @@ async fn transient_failures_wait_before_they_run_again(engine: Engine) {
                 started_at: 3_000,
                 finished_at: 3_100,
             },
+            "task 1 will be retried: busy",
         )
         .await
         .unwrap();
+    // A second call for the same claim (a record retried after an outage) is
+    // refused and logs nothing more.
+    let again = store.retry_task(&task, later, &ok(503), "again").await;
+    assert!(matches!(again, Err(StoreError::LeaseLost(..))), "{again:?}");
+    let lines = messages(&store, &job.id).await;
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("retried") || *l == "again")
+            .count(),
+        1,
+        "{lines:?}"
+    );
     assert!(
         store
             .claim_job_tasks(&job.id, 1, &lease())
@@ -583,7 +597,7 @@ async fn an_expired_lease_is_rescued_and_the_late_answer_discarded(engine: Engin
         Err(StoreError::LeaseLost(..))
     ));
     assert!(matches!(
-        store.retry_task(&lost, 0, &ok(503)).await,
+        store.retry_task(&lost, 0, &ok(503), "late").await,
         Err(StoreError::LeaseLost(..))
     ));
     for task in [&again[0], &kept] {
@@ -729,11 +743,41 @@ async fn a_batch_is_recorded_at_once_in_order_and_unrun_tasks_go_back(engine: En
         reclaimed.unwrap().is_empty(),
         "a failing job hands out no more tasks"
     );
-    // Recording again (a retry after an outage) changes nothing.
+    // Each failure and the job's failing are logged with the outcomes.
+    let logged = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.contains("failed with") || l.contains("tasks run so far"))
+            .cloned()
+            .collect()
+    };
+    let lines = logged(&messages(&store, &id).await);
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "task {} ({}) failed with 409: x",
+                claimed[2].seq, claimed[2].path
+            ),
+            format!(
+                "task {} ({}) failed with 409: x",
+                claimed[3].seq, claimed[3].path
+            ),
+            finished.failed_job.clone().unwrap(),
+        ]
+    );
+    // Recording again (a retry after an outage) changes nothing, the log included.
     let twice = store.finish_tasks(&batch, threshold).await.unwrap();
     assert_eq!(twice.lost.len(), 5);
     let job = store.get_job(&id).await.unwrap().unwrap();
     assert_eq!((job.succeeded, job.failed), (2, 2));
+    assert_eq!(logged(&messages(&store, &id).await), lines);
+}
+
+/// The messages of a job's log, oldest first.
+async fn messages(store: &Store, id: &str) -> Vec<String> {
+    let lines = store.logs(id, 0, 1_000).await.unwrap();
+    lines.into_iter().map(|(_, _, message)| message).collect()
 }
 
 on_both_engines!(

@@ -5,7 +5,8 @@
 //! (`work` rounds of integer arithmetic: the same CPU cost every time), `sort`
 //! (sorts `work / 100` pseudo-random numbers), `loop` (spins forever), `panic`,
 //! `memory` (grows linear memory without end), `stack` (recurses without end),
-//! `fail` (returns a permanent error), `transient` (returns a transient error),
+//! `fail` (returns a permanent error), `transient` (returns a transient error
+//! that says how many `count` tasks its instance has run),
 //! `invalid` (plan refuses the whole job as invalid input),
 //! `undeclared` (calls a capability it did not declare), `count` (says how
 //! many `count` tasks this instance has run, itself included: the host runs
@@ -144,7 +145,13 @@ impl JobType for Chaos {
             }
             b"stack" => Ok(TaskOutcome::ok(format!("depth {}", recurse(0)))),
             b"fail" => Err(Error::permanent(422, "chaos: asked to fail")),
-            b"transient" => Err(Error::transient(503, "chaos: busy, try later")),
+            b"transient" => {
+                let n = COUNTED.load(std::sync::atomic::Ordering::Relaxed);
+                Err(Error::transient(
+                    503,
+                    format!("chaos: busy, try later ({n} count tasks on this instance)"),
+                ))
+            }
             b"undeclared" => {
                 assets::delete(&task.path)?;
                 Ok(TaskOutcome::ok("deleted without asking"))
