@@ -2,7 +2,7 @@
 # The benchmark command: installs and builds what it needs, runs every wasmq benchmark
 # on this machine and rewrites the figures of BENCHMARKS.md (between its bench markers).
 #
-#   scripts/bench.sh           # the full run (about 12 minutes on 2 cores)
+#   scripts/bench.sh           # the full run (about 15 minutes on 2 cores, 5 more on the first)
 #   scripts/bench.sh --quick   # small counts: checks that everything runs, figures not stable
 #
 # BENCH_ASSETS (default 100000), BENCH_QUEUED (default 1000000) and BENCH_REPEAT
@@ -38,6 +38,8 @@ echo "== build"
 cargo build -p wasmq --locked --config 'profile.dev.package.wasmq.opt-level=2'
 ./target/debug/wasmq plugin build plugins --out target/wasm-plugins
 (cd plugins && cargo build --release -p nativebench --features native --locked)
+# The same nativebench with a standard library that can be told to hide AVX.
+NARROW=$(bash scripts/nativebench-narrow.sh)
 
 OUT=target/bench
 mkdir -p "$OUT"
@@ -53,7 +55,7 @@ echo "== wasmq bench-delete"
 echo "== wasmq bench-server"
 "$WASMQ" bench-server --seconds "$SECONDS_WRK" --queued "$QUEUED" 2>"$OUT/server.log" | tee "$OUT/server.txt"
 echo "== wasmq bench-assets"
-"$WASMQ" bench-assets --repeat "$REPEAT" 2>"$OUT/assets.log" | tee "$OUT/assets.txt"
+"$WASMQ" bench-assets --repeat "$REPEAT" --native-narrow "$NARROW" 2>"$OUT/assets.log" | tee "$OUT/assets.txt"
 echo "== scale-out (scripts/bench_scaleout.py)"
 SCALE_TASKS=3000
 [ ${#QUICK[@]} -gt 0 ] && SCALE_TASKS=300
@@ -100,6 +102,8 @@ img=$(pick assets.txt '^all +wasm .*ratio ')
 pdf=$(pick assets.txt '^all +[0-9]+ pages .*ratio ')
 img_fresh=$(pick assets.txt '^fresh instance per file: all +wasm .*ratio ')
 pdf_fresh=$(pick assets.txt '^fresh instance per page: all +[0-9]+ pages .*ratio ')
+img_narrow=$(pick assets.txt '^native with AVX hidden .*: all +wasm .*ratio ')
+pdf_narrow=$(pick assets.txt '^native with AVX hidden .*: all +[0-9]+ pages .*ratio ')
 scale_sqlite=$(pick scaleout.txt '1 host, SQLite +')
 scale_pg1=$(pick scaleout.txt '1 host , PostgreSQL +')
 scale_pg2=$(pick scaleout.txt '2 hosts, PostgreSQL +')
@@ -134,6 +138,7 @@ scripts/bench.sh); raw outputs in target/bench/.
 | f | image-optimize wasm / native CPU (a job's tasks on its warm instance, as the scheduler runs them) | ${img}x | at most 1.5x | $(verdict "$img" '<=' 1.5) |
 | f | pdf-rip wasm / native CPU (the same) | ${pdf}x | at most 1.5x | $(verdict "$pdf" '<=' 1.5) |
 | f | the same on a fresh instance per task: image-optimize / pdf-rip | ${img_fresh}x / ${pdf_fresh}x | | |
+| f | wasm / the same native code with AVX hidden (SSE only: 128-bit SIMD, as wasm has): image-optimize / pdf-rip | ${img_narrow}x / ${pdf_narrow}x | | |
 | g | $SCALE_TASKS trivial tasks, 2 workers per host: 1 host on SQLite | $scale_sqlite tasks/s | | |
 | g | the same on PostgreSQL, 1 / 2 / 3 hosts (all on this machine's cores) | $scale_pg1 / $scale_pg2 / $scale_pg3 tasks/s | | |
 <!-- bench:end -->

@@ -39,6 +39,10 @@ pub struct AssetBenchOptions {
     pub corpus: PathBuf,
     /// The native `nativebench` binary.
     pub native: PathBuf,
+    /// A `nativebench` that honors `RUST_STD_DETECT_UNSTABLE`
+    /// (scripts/nativebench-narrow.sh), run again with AVX hidden: the native
+    /// side with wasm's 128-bit vectors, printed beside the main ratio.
+    pub narrow: Option<PathBuf>,
     /// The oxipng command line, if installed (scripts/tools-oxipng.sh).
     pub oxipng: PathBuf,
     /// Runs per file; the least CPU time counts.
@@ -63,6 +67,8 @@ struct Row {
     /// The wasm CPU time on a fresh instance.
     fresh: Duration,
     native: Duration,
+    /// The native CPU time with AVX hidden, if measured.
+    narrow: Option<Duration>,
     output_bytes: u64,
 }
 
@@ -83,6 +89,32 @@ fn ratios(rows: &[Row]) -> BTreeMap<String, (Duration, Duration, f64)> {
         })
         .collect()
 }
+
+/// Over the rows measured with AVX hidden too: the sums of wasm and narrow
+/// native CPU time and their ratio.
+fn narrow_ratio(
+    rows: impl Iterator<Item = (Duration, Option<Duration>)>,
+) -> Option<(Duration, Duration, f64)> {
+    let (mut wasm, mut narrow, mut any) = (Duration::ZERO, Duration::ZERO, false);
+    for (w, n) in rows {
+        if let Some(n) = n {
+            (wasm, narrow, any) = (wasm + w, narrow + n, true);
+        }
+    }
+    any.then(|| {
+        (
+            wasm,
+            narrow,
+            wasm.as_secs_f64() / narrow.as_secs_f64().max(1e-9),
+        )
+    })
+}
+
+/// The x86 extensions whose use `--native-narrow` hides from the native crates:
+/// every one wider than wasm's 128-bit SIMD, and FMA (which wasm lacks too).
+const WIDE: &str = "avx avx2 fma f16c avx512f avx512cd avx512er avx512pf avx512bw avx512dq \
+avx512vl avx512ifma avx512vbmi avx512vpopcntdq avx512vbmi2 gfni vaes vpclmulqdq avx512vnni \
+avx512bitalg avx512bf16 avx512vp2intersect avx512fp16 avxvnni avxifma avxneconvert avxvnniint8 avxvnniint16";
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -108,6 +140,9 @@ pub async fn run(options: AssetBenchOptions) -> Result<()> {
             "{} not found: run scripts/corpus-images.sh",
             options.corpus.display()
         );
+    }
+    if let Some(narrow) = &options.narrow {
+        check_narrow(narrow)?;
     }
     let dir = std::env::temp_dir().join(format!("wasmq-bench-assets-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -229,11 +264,19 @@ async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
     let setup = Setup::new(dir).await?;
     // Rounds alternate the two sides, so a slow spell of the machine hits both.
     let mut native: BTreeMap<String, Value> = BTreeMap::new();
+    let mut narrow: BTreeMap<String, Value> = BTreeMap::new();
     let mut wasm: BTreeMap<String, Figure> = BTreeMap::new();
     for _ in 0..options.repeat.max(1) {
-        for row in native_figures(options, "images", &options.corpus)? {
+        for row in native_figures(&options.native, None, "images", &options.corpus)? {
             if let Some(file) = row["file"].as_str() {
                 keep_least_native(&mut native, file.to_string(), row.clone());
+            }
+        }
+        if let Some(bin) = &options.narrow {
+            for row in native_figures(bin, Some(WIDE), "images", &options.corpus)? {
+                if let Some(file) = row["file"].as_str() {
+                    keep_least_native(&mut narrow, file.to_string(), row.clone());
+                }
             }
         }
         for (file, figure) in wasm_figures(options, &setup).await? {
@@ -270,6 +313,7 @@ async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
                 wasm: *cpu,
                 fresh: figure.fresh,
                 native: native_cpu,
+                narrow: cpu_of(narrow.get(file)),
                 output_bytes: n["outputBytes"].as_u64().unwrap_or(0),
             });
         }
@@ -280,6 +324,13 @@ async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
             "{format:<5} wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
             ms(wasm),
             ms(native)
+        );
+    }
+    if let Some((wasm, narrow, ratio)) = narrow_ratio(rows.iter().map(|r| (r.wasm, r.narrow))) {
+        println!(
+            "native with AVX hidden (128-bit SIMD, as wasm has): all   wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
+            ms(wasm),
+            ms(narrow)
         );
     }
     let fresh: Vec<Row> = rows
@@ -327,22 +378,55 @@ fn keep_least_native<K: Ord>(best: &mut BTreeMap<K, Value>, key: K, row: Value) 
     }
 }
 
-/// The rows of `nativebench KIND CORPUS`, each the best of three runs (the first warms up).
-fn native_figures(options: &AssetBenchOptions, kind: &str, corpus: &Path) -> Result<Vec<Value>> {
-    let output = Command::new(&options.native)
-        .arg(kind)
-        .arg(corpus)
-        .args(["--repeat", "3"])
+/// A row's `cpuNs`, if it has one.
+fn cpu_of(row: Option<&Value>) -> Option<Duration> {
+    row.and_then(|r| r["cpuNs"].as_u64())
+        .map(Duration::from_nanos)
+}
+
+/// The output of `bin ARGS` as JSON, with the extensions `hide` hidden from it.
+fn nativebench(bin: &Path, hide: Option<&str>, args: &[&std::ffi::OsStr]) -> Result<Value> {
+    let mut command = Command::new(bin);
+    command.args(args);
+    if let Some(hide) = hide {
+        command.env("RUST_STD_DETECT_UNSTABLE", hide);
+    }
+    let output = command
         .output()
-        .with_context(|| format!("running {}", options.native.display()))?;
+        .with_context(|| format!("running {}", bin.display()))?;
     if !output.status.success() {
         bail!(
             "{} failed: {}",
-            options.native.display(),
+            bin.display(),
             String::from_utf8_lossy(&output.stderr)
         );
     }
     serde_json::from_slice(&output.stdout).context("reading nativebench's JSON")
+}
+
+/// The rows of `nativebench KIND CORPUS`, each the best of three runs (the first warms up).
+fn native_figures(bin: &Path, hide: Option<&str>, kind: &str, corpus: &Path) -> Result<Vec<Value>> {
+    let args = [
+        kind.as_ref(),
+        corpus.as_os_str(),
+        "--repeat".as_ref(),
+        "3".as_ref(),
+    ];
+    let rows = nativebench(bin, hide, &args)?;
+    serde_json::from_value(rows).context("reading nativebench's rows")
+}
+
+/// Refuses a `--native-narrow` binary that still sees AVX when told not to (a
+/// plain build ignores `RUST_STD_DETECT_UNSTABLE`).
+fn check_narrow(bin: &Path) -> Result<()> {
+    let seen = nativebench(bin, Some(WIDE), &["simd".as_ref()])?;
+    if seen["avx"] != false || seen["avx2"] != false {
+        bail!(
+            "{} still sees AVX with RUST_STD_DETECT_UNSTABLE set ({seen}): build it with scripts/nativebench-narrow.sh",
+            bin.display()
+        );
+    }
+    Ok(())
 }
 
 /// Every corpus file through the component: (least CPU time, outcome) by file name.
@@ -382,6 +466,8 @@ struct PageRow {
     /// The wasm CPU time on a fresh instance.
     fresh: Duration,
     native: Duration,
+    /// The native CPU time with AVX hidden, if measured.
+    narrow: Option<Duration>,
 }
 
 /// The wasm/native ratio of CPU time per PDF and overall ("all"): (pages, wasm, native, ratio).
@@ -413,9 +499,17 @@ async fn pdf_figures(options: &AssetBenchOptions, setup: &Setup, corpus: &Path) 
     // Rounds alternate the two sides, as for the images.
     let mut order: Vec<Value> = Vec::new();
     let mut native: BTreeMap<(String, u64), Value> = BTreeMap::new();
+    let mut narrow: BTreeMap<(String, u64), Value> = BTreeMap::new();
     let mut wasm: BTreeMap<(String, u64), Figure> = BTreeMap::new();
     for round in 0..options.repeat.max(1) {
-        let rows = native_figures(options, "pdfs", corpus)?;
+        if let Some(bin) = &options.narrow {
+            for n in native_figures(bin, Some(WIDE), "pdfs", corpus)? {
+                if let (Some(file), Some(page)) = (n["file"].as_str(), n["page"].as_u64()) {
+                    keep_least_native(&mut narrow, (file.to_string(), page), n.clone());
+                }
+            }
+        }
+        let rows = native_figures(&options.native, None, "pdfs", corpus)?;
         for n in &rows {
             let file = n["file"].as_str().unwrap_or("-").to_string();
             let Some(page) = n["page"].as_u64() else {
@@ -471,6 +565,7 @@ async fn pdf_figures(options: &AssetBenchOptions, setup: &Setup, corpus: &Path) 
             wasm: figure.warm,
             fresh: figure.fresh,
             native,
+            narrow: cpu_of(narrow.get(&key)),
         });
     }
     println!("== pdf-rip wasm/native CPU ratio per PDF and overall (goal <= 1.5)");
@@ -482,6 +577,14 @@ async fn pdf_figures(options: &AssetBenchOptions, setup: &Setup, corpus: &Path) 
             "{file:<36} {pages:>3} pages  wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
             ms(wasm),
             ms(native)
+        );
+    }
+    if let Some((wasm, narrow, ratio)) = narrow_ratio(rows.iter().map(|r| (r.wasm, r.narrow))) {
+        println!(
+            "native with AVX hidden (128-bit SIMD, as wasm has): all {:>3} pages  wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
+            rows.iter().filter(|r| r.narrow.is_some()).count(),
+            ms(wasm),
+            ms(narrow)
         );
     }
     let fresh: Vec<PageRow> = rows
@@ -584,6 +687,7 @@ mod tests {
             wasm: Duration::from_millis(wasm_ms),
             fresh: Duration::ZERO,
             native: Duration::from_millis(native_ms),
+            narrow: None,
             output_bytes: 1,
         }
     }
@@ -605,6 +709,7 @@ mod tests {
             wasm: Duration::from_millis(wasm_ms),
             fresh: Duration::ZERO,
             native: Duration::from_millis(native_ms),
+            narrow: None,
         };
         let r = pdf_ratios(&[
             page("a.pdf", 4, 2),
@@ -617,5 +722,16 @@ mod tests {
         assert!((r["b.pdf"].3 - 1.0).abs() < 1e-9);
         assert_eq!(r["all"].0, 3);
         assert!((r["all"].3 - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_narrow_ratio_counts_only_rows_measured_with_avx_hidden() {
+        let ms = Duration::from_millis;
+        assert_eq!(narrow_ratio([(ms(5), None)].into_iter()), None);
+        let (wasm, narrow, ratio) =
+            narrow_ratio([(ms(6), Some(ms(4))), (ms(9), None), (ms(3), Some(ms(2)))].into_iter())
+                .unwrap();
+        assert_eq!((wasm, narrow), (ms(9), ms(6)));
+        assert!((ratio - 1.5).abs() < 1e-9);
     }
 }

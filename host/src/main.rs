@@ -79,6 +79,10 @@ enum Command {
         corpus: PathBuf,
         #[arg(long, default_value = "plugins/target/release/nativebench")]
         native: PathBuf,
+        /// Also runs this nativebench (scripts/nativebench-narrow.sh) with AVX
+        /// hidden, and prints wasm against native code limited to 128-bit SIMD.
+        #[arg(long)]
+        native_narrow: Option<PathBuf>,
         #[arg(long, default_value = "target/tools/bin/oxipng")]
         oxipng: PathBuf,
         /// Runs per file; the least CPU time counts.
@@ -380,6 +384,7 @@ async fn run(command: Command) -> Result<()> {
             plugins,
             corpus,
             native,
+            native_narrow,
             oxipng,
             repeat,
         } => {
@@ -387,6 +392,7 @@ async fn run(command: Command) -> Result<()> {
                 plugins,
                 corpus,
                 native,
+                narrow: native_narrow,
                 oxipng,
                 repeat: repeat.max(1),
             };

@@ -11,6 +11,11 @@
 //! render the page at 72 DPI to PNG, extract its text; the figure is the least
 //! thread CPU time over N runs of that work.
 //! Output: `[{"file", "page", "pngBytes", "textChars", "cpuNs"} or {"file", "error"}]`.
+//!
+//! Usage: `nativebench simd`: which x86 vector extensions the crates' run-time
+//! checks see, as JSON (`{"avx": true, "avx2": true, "fma": true, "avx512f": false}`).
+//! A build whose standard library honors `RUST_STD_DETECT_UNSTABLE`
+//! (scripts/nativebench-narrow.sh) can be told to see none of them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -104,8 +109,27 @@ fn pdf(path: &Path, repeat: u32) -> Result<Vec<Value>, String> {
     Ok(rows)
 }
 
+/// The x86 vector extensions that run-time feature checks report.
+#[cfg(target_arch = "x86_64")]
+fn simd() -> Value {
+    json!({
+        "avx": std::arch::is_x86_feature_detected!("avx"),
+        "avx2": std::arch::is_x86_feature_detected!("avx2"),
+        "fma": std::arch::is_x86_feature_detected!("fma"),
+        "avx512f": std::arch::is_x86_feature_detected!("avx512f"),
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd() -> Value {
+    json!({})
+}
+
 fn run(args: &[String]) -> Result<Value, String> {
-    let usage = "usage: nativebench images|pdfs DIR [--repeat N]";
+    let usage = "usage: nativebench images|pdfs DIR [--repeat N] | nativebench simd";
+    if args == ["simd"] {
+        return Ok(simd());
+    }
     let (Some(kind), Some(dir)) = (args.first(), args.get(1)) else {
         return Err(usage.into());
     };
