@@ -110,6 +110,18 @@ fn narrow_ratio(
     })
 }
 
+/// Prints the ratio against the native side with AVX hidden, if it was measured;
+/// `what` says what "all" counts (pages), or is empty.
+fn print_narrow(rows: impl Iterator<Item = (Duration, Option<Duration>)>, what: &str) {
+    if let Some((wasm, narrow, ratio)) = narrow_ratio(rows) {
+        println!(
+            "native with AVX hidden (128-bit SIMD, as wasm has): all {what}  wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
+            ms(wasm),
+            ms(narrow)
+        );
+    }
+}
+
 /// The x86 extensions whose use `--native-narrow` hides from the native crates:
 /// every one wider than wasm's 128-bit SIMD, and FMA (which wasm lacks too).
 const WIDE: &str = "avx avx2 fma f16c avx512f avx512cd avx512er avx512pf avx512bw avx512dq \
@@ -326,13 +338,7 @@ async fn bench(options: &AssetBenchOptions, dir: &Path) -> Result<()> {
             ms(native)
         );
     }
-    if let Some((wasm, narrow, ratio)) = narrow_ratio(rows.iter().map(|r| (r.wasm, r.narrow))) {
-        println!(
-            "native with AVX hidden (128-bit SIMD, as wasm has): all   wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
-            ms(wasm),
-            ms(narrow)
-        );
-    }
+    print_narrow(rows.iter().map(|r| (r.wasm, r.narrow)), "");
     let fresh: Vec<Row> = rows
         .iter()
         .map(|r| Row {
@@ -579,14 +585,11 @@ async fn pdf_figures(options: &AssetBenchOptions, setup: &Setup, corpus: &Path) 
             ms(native)
         );
     }
-    if let Some((wasm, narrow, ratio)) = narrow_ratio(rows.iter().map(|r| (r.wasm, r.narrow))) {
-        println!(
-            "native with AVX hidden (128-bit SIMD, as wasm has): all {:>3} pages  wasm {:>9.1} ms  native {:>9.1} ms  ratio {ratio:.2}",
-            rows.iter().filter(|r| r.narrow.is_some()).count(),
-            ms(wasm),
-            ms(narrow)
-        );
-    }
+    let pages = rows.iter().filter(|r| r.narrow.is_some()).count();
+    print_narrow(
+        rows.iter().map(|r| (r.wasm, r.narrow)),
+        &format!("{pages:>3} pages"),
+    );
     let fresh: Vec<PageRow> = rows
         .iter()
         .map(|r| PageRow {
@@ -722,6 +725,33 @@ mod tests {
         assert!((r["b.pdf"].3 - 1.0).abs() < 1e-9);
         assert_eq!(r["all"].0, 3);
         assert!((r["all"].3 - 1.5).abs() < 1e-9);
+    }
+
+    /// A stand-in for `nativebench` that answers `simd` with `json`.
+    fn fake_nativebench(dir: &Path, json: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("nativebench");
+        std::fs::write(&bin, format!("#!/bin/sh\necho '{json}'\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn a_narrow_binary_that_still_sees_avx_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = fake_nativebench(dir.path(), r#"{"avx": true, "avx2": true}"#);
+        let refused = check_narrow(&plain).unwrap_err().to_string();
+        assert!(refused.contains("still sees AVX"), "{refused}");
+        assert!(
+            refused.contains("scripts/nativebench-narrow.sh"),
+            "{refused}"
+        );
+
+        let narrow = tempfile::tempdir().unwrap();
+        let bin = fake_nativebench(narrow.path(), r#"{"avx": false, "avx2": false}"#);
+        assert!(check_narrow(&bin).is_ok());
+        let missing = check_narrow(&dir.path().join("absent")).unwrap_err();
+        assert!(format!("{missing:#}").contains("running"), "{missing:#}");
     }
 
     #[test]
